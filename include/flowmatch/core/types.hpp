@@ -1,0 +1,44 @@
+#pragma once
+/// \file
+/// Matrix aliases and the scalar concept shared by every part of the library.
+///
+/// A batch is a matrix with one sample per column (column-major, contiguous): a batch of n points
+/// in R^d is a d x n matrix. Times for a batch are a vector of n entries.
+
+#include <Eigen/Core>
+#include <concepts>
+
+namespace flowmatch {
+
+using Index = Eigen::Index;
+
+/// The floating-point types the library computes in: float (the default, for speed) or double.
+template <class S>
+concept Real = std::same_as<S, float> || std::same_as<S, double>;
+
+template <class S>
+using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+template <class S>
+using RowMajorMatrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class S>
+using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+template <class S>
+using RowVector = Eigen::Matrix<S, 1, Eigen::Dynamic>;
+
+namespace detail {
+
+/// Eigen's documented idiom for writing into an expression passed as `const MatrixBase<D>&`
+/// (a block, a map or a plain matrix): see Eigen's "Writing Functions Taking Eigen Types".
+template <class Derived>
+Eigen::MatrixBase<Derived>& writable(const Eigen::MatrixBase<Derived>& out) {
+  return const_cast<Eigen::MatrixBase<Derived>&>(out);
+}
+
+/// Number of entries of a vector-shaped expression (row or column).
+template <class Derived>
+Index vector_size(const Eigen::MatrixBase<Derived>& v) {
+  return v.size();
+}
+
+}  // namespace detail
+}  // namespace flowmatch

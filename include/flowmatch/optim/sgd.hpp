@@ -1,0 +1,77 @@
+#pragma once
+/// \file
+/// Stochastic gradient descent with optional (Nesterov) momentum: the simplest optimizer policy,
+/// and the one to copy when writing your own.
+
+#include <cmath>
+
+#include "flowmatch/core/error.hpp"
+#include "flowmatch/core/types.hpp"
+
+namespace flowmatch {
+
+/// SGD as `torch.optim.SGD` computes it (dampening 0, no weight decay):
+///   without momentum: p <- p - lr g;
+///   with momentum mu: buf <- g at the first step, then buf <- mu buf + g;
+///                     p <- p - lr buf (or p - lr (g + mu buf) with Nesterov).
+template <Real S = float>
+class SGD {
+ public:
+  using Scalar = S;
+
+  explicit SGD(double lr, double momentum = 0.0, bool nesterov = false)
+      : momentum_(momentum), nesterov_(nesterov) {
+    set_learning_rate(lr);
+    if (!(momentum >= 0.0 && momentum < 1.0))
+      detail::throw_invalid("flowmatch::SGD::SGD", "momentum", momentum, "must lie in [0, 1)");
+    if (nesterov && momentum == 0.0)
+      detail::throw_invalid("flowmatch::SGD::SGD", "momentum", momentum, "Nesterov momentum needs momentum > 0");
+  }
+
+  double learning_rate() const { return lr_; }
+  void set_learning_rate(double lr) {
+    if (!(lr > 0.0 && std::isfinite(lr)))
+      detail::throw_invalid("flowmatch::SGD", "lr", lr, "the learning rate must be finite and > 0");
+    lr_ = lr;
+  }
+  double momentum() const { return momentum_; }
+  long long steps_taken() const { return steps_; }
+  const Vector<S>& momentum_buffer() const { return buf_; }
+
+  void reset(Index n) {
+    buf_ = momentum_ > 0.0 ? Vector<S>::Zero(n) : Vector<S>();
+    steps_ = 0;
+  }
+
+  template <class DP, class DG>
+  void step(const Eigen::MatrixBase<DP>& params_, const Eigen::MatrixBase<DG>& grads) {
+    auto& params = detail::writable(params_);
+    if (grads.size() != params.size())
+      detail::throw_dimension("flowmatch::SGD::step", "grads", "size", grads.size(), params.size());
+    const S lr = static_cast<S>(lr_);
+    if (momentum_ == 0.0) {
+      params.noalias() -= lr * grads;
+    } else {
+      if (buf_.size() != params.size()) reset(params.size());
+      const S mu = static_cast<S>(momentum_);
+      if (steps_ == 0)
+        buf_ = grads;
+      else
+        buf_ = mu * buf_ + grads;
+      if (nesterov_)
+        params.noalias() -= lr * (grads + mu * buf_);
+      else
+        params.noalias() -= lr * buf_;
+    }
+    ++steps_;
+  }
+
+ private:
+  double lr_ = 1e-2;
+  double momentum_;
+  bool nesterov_;
+  long long steps_ = 0;
+  Vector<S> buf_;
+};
+
+}  // namespace flowmatch

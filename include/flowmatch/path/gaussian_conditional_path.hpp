@@ -1,0 +1,225 @@
+#pragma once
+/// \file
+/// The Gaussian conditional probability path p_t(x | z) = N(alpha_t z, beta_t^2 I).
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "flowmatch/core/error.hpp"
+#include "flowmatch/core/random.hpp"
+#include "flowmatch/core/time.hpp"
+#include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
+#include "flowmatch/path/training_batch.hpp"
+#include "flowmatch/schedule/concepts.hpp"
+
+namespace flowmatch {
+
+/// p_t(x | z) = N(alpha_t z, beta_t^2 I) with z ~ p_data: x_t = alpha_t z + beta_t eps,
+/// eps ~ N(0, I). At t = 0 it is N(0, I), at t = 1 it is the point z.
+///
+/// Conditional vector field: u_t(x | z) = (alpha'_t - beta'_t / beta_t alpha_t) z + beta'_t / beta_t x,
+/// which along the path equals alpha'_t z + beta'_t eps. Training uses this second form: it has no
+/// division, so it is finite wherever the schedules' derivatives are.
+///
+/// Near t = 1: beta_t -> 0. The seed's form divides by beta_t and returns NaN at t = 1 (the seed
+/// adds 1e-4 to beta'_t to hide it). Here:
+/// - `sample_training_batch` draws t from the 2^-24 grid on [0, 1) (the law of PyTorch's float
+///   `torch.rand`), so t <= 1 - 2^-24 and, for SquareRootBeta, |beta'_t| <= 2^11: every target
+///   is finite. (For SquareRootBeta the conditional field genuinely grows like (1 - t)^-1/2.)
+/// - `conditional_vector_field(x, z, t)` and `conditional_score` need beta_t > 0 and throw
+///   InvalidArgument at a t where beta_t = 0 (x = z there and the field is not determined by x).
+/// - `conditional_vector_field_from_noise(z, eps, t)` throws InvalidArgument at a t where a schedule
+///   derivative is infinite (t = 1 for SquareRootBeta) instead of returning infinity.
+template <AlphaSchedule Alpha, BetaSchedule Beta, SampleableDistribution Data>
+class GaussianConditionalPath {
+ public:
+  using alpha_type = Alpha;
+  using beta_type = Beta;
+  using data_type = Data;
+
+  /// Checks the schedules' endpoints (alpha_0 = 0, alpha_1 = 1, beta_0 = 1, beta_1 = 0, within
+  /// 1e-9) and throws InvalidArgument naming the one that is off.
+  explicit GaussianConditionalPath(Data p_data, Alpha alpha = Alpha{}, Beta beta = Beta{})
+      : p_data_(std::move(p_data)), alpha_(std::move(alpha)), beta_(std::move(beta)) {
+    constexpr const char* where = "flowmatch::GaussianConditionalPath::GaussianConditionalPath";
+    detail::require_positive_count(where, "p_data.dim()", static_cast<long long>(p_data_.dim()));
+    const auto check = [&](const char* name, double got, double want) {
+      if (!(std::abs(got - want) <= 1e-9))
+        detail::throw_invalid(where, name, got, "a schedule must satisfy alpha_0 = 0, alpha_1 = 1, beta_0 = 1, beta_1 = 0");
+    };
+    check("alpha.value(0)", alpha_.value(0.0), 0.0);
+    check("alpha.value(1)", alpha_.value(1.0), 1.0);
+    check("beta.value(0)", beta_.value(0.0), 1.0);
+    check("beta.value(1)", beta_.value(1.0), 0.0);
+  }
+
+  Index dim() const { return static_cast<Index>(p_data_.dim()); }
+  const Data& p_data() const { return p_data_; }
+  const Alpha& alpha() const { return alpha_; }
+  const Beta& beta() const { return beta_; }
+
+  /// Fills z (dim x n) with samples of p_data.
+  template <class DZ>
+  void sample_conditioning_variable(Rng& rng, const Eigen::MatrixBase<DZ>& z) const {
+    detail::require_rows("flowmatch::GaussianConditionalPath::sample_conditioning_variable", "z",
+                         z.rows(), dim());
+    p_data_.sample(rng, z);
+  }
+
+  /// x_j = alpha_t z_j + beta_t eps_j with eps from `rng`: a sample of p_t(. | z_j) per column.
+  /// t is one time in [0, 1] or one per column.
+  template <class DZ, TimeArgument T, class DX>
+  void sample_conditional_path(const Eigen::MatrixBase<DZ>& z, const T& t, Rng& rng,
+                               const Eigen::MatrixBase<DX>& x_) const {
+    constexpr const char* where = "flowmatch::GaussianConditionalPath::sample_conditional_path";
+    auto& x = detail::writable(x_);
+    check_batch(where, "z", z);
+    check_same_shape(where, "x", x, z);
+    detail::require_unit_times(where, "t", t, z.cols());
+    using S = typename DX::Scalar;
+    for (Index j = 0; j < z.cols(); ++j) {
+      const double tj = detail::time_at(t, j);
+      const double a = alpha_.value(tj), b = beta_.value(tj);
+      for (Index i = 0; i < dim(); ++i)
+        x(i, j) = static_cast<S>(a * static_cast<double>(z(i, j)) + b * rng.normal());
+    }
+  }
+
+  /// u_t(x | z) = (alpha'_t - beta'_t / beta_t alpha_t) z + beta'_t / beta_t x (the seed's form).
+  /// Needs beta_t > 0: throws InvalidArgument at a t where beta_t = 0.
+  template <class DX, class DZ, TimeArgument T, class DU>
+  void conditional_vector_field(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DZ>& z,
+                                const T& t, const Eigen::MatrixBase<DU>& u_) const {
+    constexpr const char* where = "flowmatch::GaussianConditionalPath::conditional_vector_field";
+    auto& u = detail::writable(u_);
+    check_batch(where, "x", x);
+    check_same_shape(where, "z", z, x);
+    check_same_shape(where, "u", u, x);
+    detail::require_unit_times(where, "t", t, x.cols());
+    using S = typename DU::Scalar;
+    for (Index j = 0; j < x.cols(); ++j) {
+      const double tj = detail::time_at(t, j);
+      const double a = alpha_.value(tj), b = beta_.value(tj);
+      require_positive_beta(where, tj, b);
+      const double da = alpha_.derivative(tj), db = beta_.derivative(tj);
+      const double cz = da - db / b * a, cx = db / b;
+      for (Index i = 0; i < dim(); ++i)
+        u(i, j) = static_cast<S>(cz * static_cast<double>(z(i, j)) + cx * static_cast<double>(x(i, j)));
+    }
+  }
+
+  /// u_t(x | z) for x = alpha_t z + beta_t eps, in the division-free form alpha'_t z + beta'_t eps.
+  /// Throws InvalidArgument where alpha'_t or beta'_t is not finite (t = 1 for SquareRootBeta).
+  template <class DZ, class DE, TimeArgument T, class DU>
+  void conditional_vector_field_from_noise(const Eigen::MatrixBase<DZ>& z,
+                                           const Eigen::MatrixBase<DE>& eps, const T& t,
+                                           const Eigen::MatrixBase<DU>& u_) const {
+    constexpr const char* where = "flowmatch::GaussianConditionalPath::conditional_vector_field_from_noise";
+    auto& u = detail::writable(u_);
+    check_batch(where, "z", z);
+    check_same_shape(where, "eps", eps, z);
+    check_same_shape(where, "u", u, z);
+    detail::require_unit_times(where, "t", t, z.cols());
+    using S = typename DU::Scalar;
+    for (Index j = 0; j < z.cols(); ++j) {
+      const double tj = detail::time_at(t, j);
+      const double da = alpha_.derivative(tj), db = beta_.derivative(tj);
+      if (!std::isfinite(da) || !std::isfinite(db))
+        detail::throw_invalid(where, "t", tj,
+                              "a schedule derivative is not finite there (alpha'_t = " +
+                                  detail::to_string_value(da) + ", beta'_t = " + detail::to_string_value(db) +
+                                  "): the conditional vector field is unbounded");
+      for (Index i = 0; i < dim(); ++i)
+        u(i, j) = static_cast<S>(da * static_cast<double>(z(i, j)) + db * static_cast<double>(eps(i, j)));
+    }
+  }
+
+  /// Score of the conditional path: grad_x log p_t(x | z) = -(x - alpha_t z) / beta_t^2.
+  /// Needs beta_t > 0: throws InvalidArgument at a t where beta_t = 0.
+  template <class DX, class DZ, TimeArgument T, class DS>
+  void conditional_score(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DZ>& z, const T& t,
+                         const Eigen::MatrixBase<DS>& score_) const {
+    constexpr const char* where = "flowmatch::GaussianConditionalPath::conditional_score";
+    auto& score = detail::writable(score_);
+    check_batch(where, "x", x);
+    check_same_shape(where, "z", z, x);
+    check_same_shape(where, "score", score, x);
+    detail::require_unit_times(where, "t", t, x.cols());
+    using S = typename DS::Scalar;
+    for (Index j = 0; j < x.cols(); ++j) {
+      const double tj = detail::time_at(t, j);
+      const double a = alpha_.value(tj), b = beta_.value(tj);
+      require_positive_beta(where, tj, b);
+      const double inv_var = 1.0 / (b * b);
+      for (Index i = 0; i < dim(); ++i)
+        score(i, j) = static_cast<S>(-(static_cast<double>(x(i, j)) - a * static_cast<double>(z(i, j))) * inv_var);
+    }
+  }
+
+  /// Samples of the marginal path p_t = E_z[p_t(. | z)]: z ~ p_data, then x ~ p_t(. | z).
+  /// The batch size is x.cols(); t is one time in [0, 1] or one per column.
+  template <TimeArgument T, class DX>
+  void sample_marginal_path(const T& t, Rng& rng, const Eigen::MatrixBase<DX>& x_) const {
+    constexpr const char* where = "flowmatch::GaussianConditionalPath::sample_marginal_path";
+    auto& x = detail::writable(x_);
+    detail::require_rows(where, "x", x.rows(), dim());
+    detail::require_unit_times(where, "t", t, x.cols());
+    p_data_.sample(rng, x);  // z, then x = alpha z + beta eps in place
+    using S = typename DX::Scalar;
+    for (Index j = 0; j < x.cols(); ++j) {
+      const double tj = detail::time_at(t, j);
+      const double a = alpha_.value(tj), b = beta_.value(tj);
+      for (Index i = 0; i < dim(); ++i)
+        x(i, j) = static_cast<S>(a * static_cast<double>(x(i, j)) + b * rng.normal());
+    }
+  }
+
+  /// Fills a training batch: z ~ p_data, t ~ U{0, 2^-24, ..., 1 - 2^-24} per column, eps ~ N(0, I),
+  /// x = alpha_t z + beta_t eps and u = alpha'_t z + beta'_t eps. Allocates nothing. Every entry is
+  /// finite for schedules whose derivatives are finite on [0, 1).
+  template <Real S>
+  void sample_training_batch(Rng& rng, TrainingBatch<S>& batch) const {
+    detail::require_rows("flowmatch::GaussianConditionalPath::sample_training_batch", "batch.z",
+                         batch.z.rows(), dim());
+    p_data_.sample(rng, batch.z);
+    for (Index j = 0; j < batch.size(); ++j) {
+      const double tj = rng.uniform24();
+      const double a = alpha_.value(tj), b = beta_.value(tj);
+      const double da = alpha_.derivative(tj), db = beta_.derivative(tj);
+      batch.t(j) = static_cast<S>(tj);
+      for (Index i = 0; i < dim(); ++i) {
+        const double zi = static_cast<double>(batch.z(i, j));
+        const double eps = rng.normal();
+        batch.x(i, j) = static_cast<S>(a * zi + b * eps);
+        batch.u(i, j) = static_cast<S>(da * zi + db * eps);
+      }
+    }
+  }
+
+ private:
+  template <class D>
+  void check_batch(const char* where, const char* arg, const Eigen::MatrixBase<D>& m) const {
+    detail::require_rows(where, arg, m.rows(), dim());
+  }
+  template <class D, class E>
+  static void check_same_shape(const char* where, const char* arg, const Eigen::MatrixBase<D>& m,
+                               const Eigen::MatrixBase<E>& ref) {
+    detail::require_rows(where, arg, m.rows(), ref.rows());
+    detail::require_cols(where, arg, m.cols(), ref.cols());
+  }
+  static void require_positive_beta(const char* where, double t, double b) {
+    if (!(b > 0.0))
+      detail::throw_invalid(where, "t", t,
+                            "beta_t = " + detail::to_string_value(b) +
+                                " there: the seed's form divides by beta_t (use "
+                                "conditional_vector_field_from_noise, or t < 1)");
+  }
+
+  Data p_data_;
+  Alpha alpha_;
+  Beta beta_;
+};
+
+}  // namespace flowmatch

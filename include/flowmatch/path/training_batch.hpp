@@ -1,0 +1,37 @@
+#pragma once
+/// \file
+/// The preallocated buffers of one Flow Matching training batch.
+
+#include "flowmatch/core/error.hpp"
+#include "flowmatch/core/types.hpp"
+
+namespace flowmatch {
+
+/// One batch of regression data for conditional flow matching, one sample per column:
+/// z ~ p_data, t ~ U[0, 1), x ~ p_t(. | z) and the regression target u = u_t(x | z).
+/// Sized once by resize(); a path fills it in place, so a training step allocates nothing.
+template <Real S = float>
+struct TrainingBatch {
+  Matrix<S> z;     ///< dim x n conditioning samples from p_data
+  RowVector<S> t;  ///< 1 x n times
+  Matrix<S> x;     ///< dim x n points on the conditional path
+  Matrix<S> u;     ///< dim x n conditional vector field at (x, t) given z
+
+  TrainingBatch() = default;
+  TrainingBatch(Index dim, Index n) { resize(dim, n); }
+
+  void resize(Index dim, Index n) {
+    constexpr const char* where = "flowmatch::TrainingBatch::resize";
+    detail::require_positive_count(where, "dim", dim);
+    detail::require_positive_count(where, "n (batch size)", n);
+    if (z.rows() == dim && z.cols() == n) return;
+    z.resize(dim, n);
+    t.resize(n);
+    x.resize(dim, n);
+    u.resize(dim, n);
+  }
+  Index dim() const { return z.rows(); }
+  Index size() const { return z.cols(); }
+};
+
+}  // namespace flowmatch
