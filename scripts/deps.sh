@@ -1,0 +1,46 @@
+# shellcheck shell=bash
+# The Debian 12 packages flowmatch's build, tests and examples need, in one place. Sourced by
+# scripts/test.sh, scripts/example.sh (and so .ci/run); not meant to be run on its own.
+#
+#   cmake g++ make      the toolchain
+#   libeigen3-dev       Eigen 3.4, the library's only dependency
+#   catch2              Catch2 2.13, the unit tests
+#   libstb-dev fonts-dejavu-core libcli11-dev pkg-config   the examples (PNG figures, their text, CLI)
+#   libbenchmark-dev    Google Benchmark, the benchmarks (built with the project, not run by the tests)
+FLOWMATCH_APT_PACKAGES=(
+  cmake
+  g++
+  make
+  libeigen3-dev
+  catch2
+  libstb-dev
+  libcli11-dev
+  fonts-dejavu-core
+  pkg-config
+  libbenchmark-dev
+)
+
+# Installs whichever of FLOWMATCH_APT_PACKAGES is missing, with apt-get (through sudo unless run as
+# root); runs `apt-get update` only when something is missing. Does nothing when all are installed.
+flowmatch_install_deps() {
+  local missing=() package
+  for package in "${FLOWMATCH_APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$'; then
+      missing+=("$package")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return 0
+  fi
+  echo "flowmatch: installing missing packages: ${missing[*]}" >&2
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "flowmatch: not root and no sudo: install these packages first: ${missing[*]}" >&2
+      return 1
+    fi
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
