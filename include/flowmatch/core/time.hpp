@@ -4,6 +4,7 @@
 /// vector with one entry per column of the batch); and time grids for simulators.
 
 #include <cmath>
+#include <concepts>
 #include <string_view>
 #include <type_traits>
 
@@ -12,9 +13,14 @@
 
 namespace flowmatch {
 
-/// One time per sample: any Eigen vector expression (row or column).
+/// One time per sample: any Eigen vector expression (row or column, including blocks such as
+/// `t.segment(j, n)`), indexed by one coordinate.
 template <class T>
-concept TimeVector = std::is_base_of_v<Eigen::MatrixBase<T>, T>;
+concept TimeVector = !std::is_arithmetic_v<T> && requires(const T& t, Index j) {
+  typename T::Scalar;
+  { t.size() } -> std::convertible_to<Index>;
+  { t(j) } -> std::convertible_to<double>;
+};
 
 /// A time argument: a single number for the whole batch, or a TimeVector.
 template <class T>

@@ -2,6 +2,7 @@
 /// \file
 /// A multilayer perceptron u_theta(x, t): R^d x [0, 1] -> R^d with a hand-written backward pass.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -15,6 +16,10 @@
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace flowmatch {
 
 /// u_theta(x, t) = W_L f(... f(W_1 [x; t] + b_1) ...) + b_L: an MLP on the concatenation [x, t]
@@ -27,7 +32,15 @@ namespace flowmatch {
 ///
 /// Work buffers (activations, saved sigmoids, deltas) live in a `Workspace` that the caller owns;
 /// it is sized on the first call for a batch size and reused, so steady-state calls allocate
-/// nothing. One workspace per thread of use.
+/// nothing. One workspace per concurrent caller.
+///
+/// Speed: both passes walk the batch in blocks of 64 columns, layer after layer, so that a block's
+/// activations stay in cache between one layer and the next (the 1024-wide hidden layer of the
+/// seed is 4 MB per 1000 samples: bigger than L2). A first layer with a small fan-in (the seed's
+/// [x, t] has 3 inputs) is a few fused axpys instead of a matrix product. When the program is built
+/// with OpenMP, the blocks are shared among `flowmatch::num_threads()` threads; each thread sums its
+/// own weight gradients and the threads' sums are added in a fixed order, so results are
+/// deterministic for a given thread count.
 template <Real S = float, Activation Act = SiLU>
 class MLPVectorField {
  public:
@@ -42,8 +55,15 @@ class MLPVectorField {
   struct Workspace {
     std::vector<Matrix<S>> a;    ///< a[l]: input of layer l; a[0] = [x; t], a[l >= 1] hidden activations
     std::vector<Matrix<S>> aux;  ///< aux[l]: what the activation saved for a[l] (SiLU: sigmoid)
-    std::vector<Matrix<S>> dz;   ///< dz[l]: dLoss/d(pre-activation of hidden layer l + 1)
     Matrix<S> out;               ///< the network's output, d x n
+    Matrix<S> w0;                ///< first-layer weight, column-major copy (small fan-in kernel)
+    /// Per-thread scratch of the backward pass: deltas of one column block, gradient accumulators.
+    struct Thread {
+      std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
+      Vector<S> grad;             ///< this thread's share of the parameter gradient (flat)
+      Matrix<S> dw0;              ///< first-layer weight gradient, column-major (small fan-in kernel)
+    };
+    std::vector<Thread> threads;
     Index batch = 0;
   };
 
@@ -121,13 +141,13 @@ class MLPVectorField {
     const auto L = static_cast<std::size_t>(num_layers());
     ws.a.resize(L);
     ws.aux.resize(L);
-    ws.dz.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
       ws.a[l].resize(widths_[l], n);
       if (l > 0 && Act::uses_aux) ws.aux[l].resize(widths_[l], n);
-      if (l + 1 < L) ws.dz[l].resize(widths_[l + 1], n);
     }
     ws.out.resize(dim(), n);
+    ws.w0.resize(fan_out(0), fan_in(0));
+    ws.threads.clear();
     ws.batch = n;
   }
 
@@ -166,26 +186,20 @@ class MLPVectorField {
     } else {
       for (Index j = 0; j < n; ++j) a0(dim(), j) = static_cast<S>(t(j));
     }
-    const Index L = num_layers();
-    for (Index l = 0; l + 1 < L; ++l) {
-      Matrix<S>& z = ws.a[static_cast<std::size_t>(l) + 1];
-      z.noalias() = weight(l) * ws.a[static_cast<std::size_t>(l)];
-      const ConstBiasMap b = bias(l);
-      S* aux = Act::uses_aux ? ws.aux[static_cast<std::size_t>(l) + 1].data() : nullptr;
-      const Index h = z.rows();
-      for (Index j = 0; j < n; ++j) {  // bias + activation fused, one L1-resident column at a time
-        S* col = z.data() + j * h;
-        Eigen::Map<Vector<S>>(col, h) += b;
-        Act::forward(col, col, aux ? aux + j * h : nullptr, h);
-      }
-    }
-    ws.out.noalias() = weight(L - 1) * ws.a[static_cast<std::size_t>(L) - 1];
-    ws.out.colwise() += bias(L - 1);
+    if (small_fan_in()) ws.w0 = weight(0);  // column-major copy: one contiguous column per input
+    const Index blocks = num_blocks(n);
+    const int threads = threads_for(blocks);
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+#endif
+    for (Index b = 0; b < blocks; ++b) forward_block(ws, b * kBlock, std::min(kBlock, n - b * kBlock));
+    (void)threads;
     return ws.out;
   }
 
   /// Backward pass for the forward_train() that last used `ws`: given dLoss/dout (d x n), writes
-  /// dLoss/dparameters into gradients() (overwriting them). Allocates nothing.
+  /// dLoss/dparameters into gradients() (overwriting them). Allocates nothing after the first call
+  /// at a batch size and thread count. Deterministic for a given thread count.
   template <class DG>
   void backward(const Eigen::MatrixBase<DG>& grad_out, Workspace& ws) {
     constexpr const char* where = "flowmatch::MLPVectorField::backward";
@@ -193,38 +207,43 @@ class MLPVectorField {
       throw InvalidArgument(std::string(where) + ": argument 'ws' holds no forward pass of this model; call forward_train first");
     detail::require_rows(where, "grad_out", grad_out.rows(), dim());
     detail::require_cols(where, "grad_out", grad_out.cols(), ws.batch);
-    const Index L = num_layers();
     const Index n = ws.batch;
-    for (Index l = L - 1; l >= 0; --l) {
-      const auto ul = static_cast<std::size_t>(l);
-      const Matrix<S>& input = ws.a[ul];
-      if (l == L - 1) {
-        weight_gradient(l).noalias() = grad_out * input.transpose();
-        bias_gradient(l).noalias() = grad_out.rowwise().sum();
-      } else {
-        weight_gradient(l).noalias() = ws.dz[ul] * input.transpose();
-      }
-      if (l == 0) break;
-      // dz[l-1] = (W_l^T dz_l) .* f'(z), with the bias gradient of layer l-1 summed in the same pass.
-      Matrix<S>& d = ws.dz[ul - 1];
-      if (l == L - 1)
-        d.noalias() = weight(l).transpose() * grad_out;
-      else
-        d.noalias() = weight(l).transpose() * ws.dz[ul];
-      BiasMap db = bias_gradient(l - 1);
-      db.setZero();
-      const Index h = d.rows();
-      const S* act = input.data();
-      const S* aux = Act::uses_aux ? ws.aux[ul].data() : nullptr;
-      for (Index j = 0; j < n; ++j) {
-        S* col = d.data() + j * h;
-        Act::backward(act + j * h, aux ? aux + j * h : nullptr, col, h);
-        db += Eigen::Map<const Vector<S>>(col, h);
-      }
+    const Index blocks = num_blocks(n);
+    const int threads = threads_for(blocks);
+    prepare_threads(ws, threads);
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads) if (threads > 1)
+#endif
+    {
+      int tid = 0;
+#if defined(_OPENMP)
+      tid = omp_get_thread_num();
+#endif
+      typename Workspace::Thread& th = ws.threads[static_cast<std::size_t>(tid)];
+      th.grad.setZero();
+      if (small_fan_in()) th.dw0.setZero();
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+      for (Index b = 0; b < blocks; ++b)
+        backward_block(grad_out, ws, th, b * kBlock, std::min(kBlock, n - b * kBlock));
+    }
+    // Reduce the threads' partial gradients in a fixed order (deterministic).
+    gradients_ = ws.threads[0].grad;
+    for (int k = 1; k < threads; ++k) gradients_ += ws.threads[static_cast<std::size_t>(k)].grad;
+    if (small_fan_in()) {
+      WeightMap g0 = weight_gradient(0);
+      for (int k = 0; k < threads; ++k) g0 += ws.threads[static_cast<std::size_t>(k)].dw0;
     }
   }
 
  private:
+  /// Columns per block: a block's activations of a 1024-wide layer (1024 x 64 floats, 256 KiB)
+  /// stay in L2 between one layer and the next, and between a delta and its consumers.
+  static constexpr Index kBlock = 64;
+  /// Fan-ins up to this use a fused axpy kernel for the first layer instead of a matrix product.
+  static constexpr Index kSmallFanIn = 8;
+
   Index woff(Index l) const { return weight_offsets_[static_cast<std::size_t>(l)]; }
   Index boff(Index l) const { return bias_offsets_[static_cast<std::size_t>(l)]; }
   bool matches_widths(const Workspace& ws) const {
@@ -232,6 +251,98 @@ class MLPVectorField {
     for (std::size_t l = 0; l < ws.a.size(); ++l)
       if (ws.a[l].rows() != widths_[l]) return false;
     return true;
+  }
+
+  bool small_fan_in() const { return fan_in(0) <= kSmallFanIn; }
+  static Index num_blocks(Index n) { return (n + kBlock - 1) / kBlock; }
+  static int threads_for(Index blocks) {
+#if defined(_OPENMP)
+    return static_cast<int>(std::max<Index>(1, std::min<Index>(Eigen::nbThreads(), blocks)));
+#else
+    (void)blocks;
+    return 1;
+#endif
+  }
+
+  void prepare_threads(Workspace& ws, int threads) const {
+    if (static_cast<int>(ws.threads.size()) == threads) return;
+    ws.threads.resize(static_cast<std::size_t>(threads));
+    for (auto& th : ws.threads) {
+      th.dz.resize(static_cast<std::size_t>(num_layers()));
+      for (Index l = 0; l < num_layers(); ++l) th.dz[static_cast<std::size_t>(l)].resize(fan_out(l), kBlock);
+      th.grad.resize(num_parameters());
+      if (small_fan_in()) th.dw0.resize(fan_out(0), fan_in(0));
+    }
+  }
+
+  /// Forward pass over columns [j0, j0 + nb) of the batch, layer after layer.
+  void forward_block(Workspace& ws, Index j0, Index nb) const {
+    const Index L = num_layers();
+    for (Index l = 0; l + 1 < L; ++l) {
+      const auto ul = static_cast<std::size_t>(l);
+      Matrix<S>& z = ws.a[ul + 1];
+      const Index h = z.rows();
+      const ConstBiasMap bias_l = bias(l);
+      S* aux = Act::uses_aux ? ws.aux[ul + 1].data() : nullptr;
+      if (l == 0 && small_fan_in()) {
+        // z_j = b + sum_k W[:, k] a0(k, j): a few axpys on one L1-resident column, then f.
+        const Matrix<S>& a0 = ws.a[0];
+        for (Index j = j0; j < j0 + nb; ++j) {
+          Eigen::Map<Vector<S>> col(z.data() + j * h, h);
+          col = bias_l;
+          for (Index k = 0; k < a0.rows(); ++k) col += a0(k, j) * ws.w0.col(k);
+          Act::forward(col.data(), col.data(), aux ? aux + j * h : nullptr, h);
+        }
+        continue;
+      }
+      z.middleCols(j0, nb).noalias() = weight(l) * ws.a[ul].middleCols(j0, nb);
+      for (Index j = j0; j < j0 + nb; ++j) {
+        S* col = z.data() + j * h;
+        Eigen::Map<Vector<S>>(col, h) += bias_l;
+        Act::forward(col, col, aux ? aux + j * h : nullptr, h);
+      }
+    }
+    ws.out.middleCols(j0, nb).noalias() = weight(L - 1) * ws.a[static_cast<std::size_t>(L) - 1].middleCols(j0, nb);
+    ws.out.middleCols(j0, nb).colwise() += bias(L - 1);
+  }
+
+  /// Backward pass over columns [j0, j0 + nb), accumulating into the thread's gradient.
+  template <class DG>
+  void backward_block(const Eigen::MatrixBase<DG>& grad_out, const Workspace& ws,
+                      typename Workspace::Thread& th, Index j0, Index nb) const {
+    const Index L = num_layers();
+    S* g = th.grad.data();
+    // Output layer: dz_{L-1} is grad_out itself.
+    th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb) = grad_out.middleCols(j0, nb).template cast<S>();
+    BiasMap(g + boff(L - 1), fan_out(L - 1)) += th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb).rowwise().sum();
+    for (Index l = L - 1; l >= 0; --l) {
+      const auto ul = static_cast<std::size_t>(l);
+      const Eigen::Ref<const Matrix<S>> dz = th.dz[ul].leftCols(nb);
+      const Eigen::Ref<const Matrix<S>> input = ws.a[ul].middleCols(j0, nb);
+      if (l == 0 && small_fan_in()) {
+        // dW0 += dz a0^T as axpys into a column-major accumulator (one column per input).
+        const Index h = dz.rows();
+        for (Index j = 0; j < nb; ++j) {
+          const Eigen::Map<const Vector<S>> d(th.dz[0].data() + j * h, h);
+          for (Index k = 0; k < input.rows(); ++k) th.dw0.col(k) += input(k, j) * d;
+        }
+        break;
+      }
+      WeightMap(g + woff(l), fan_out(l), fan_in(l)).noalias() += dz * input.transpose();
+      if (l == 0) break;
+      // dz_{l-1} = (W_l^T dz_l) .* f'(z_{l-1}), with the bias gradient of layer l-1 in the same pass.
+      Matrix<S>& prev = th.dz[ul - 1];
+      prev.leftCols(nb).noalias() = weight(l).transpose() * dz;
+      BiasMap db(g + boff(l - 1), fan_out(l - 1));
+      const Index h = prev.rows();
+      const S* act = ws.a[ul].data() + j0 * h;
+      const S* aux = Act::uses_aux ? ws.aux[ul].data() + j0 * h : nullptr;
+      for (Index j = 0; j < nb; ++j) {
+        S* col = prev.data() + j * h;
+        Act::backward(act + j * h, aux ? aux + j * h : nullptr, col, h);
+        db += Eigen::Map<const Vector<S>>(col, h);
+      }
+    }
   }
 
   std::vector<Index> hidden_widths_;
