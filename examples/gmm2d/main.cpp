@@ -3,6 +3,8 @@
 // Adam), samples it with Euler, scores the samples against the known target and draws the
 // seed's figures.
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -85,6 +87,13 @@ void write_losses_csv(const std::filesystem::path& file, const std::vector<doubl
   os.precision(7);
   for (std::size_t k = 0; k < losses.size(); ++k) os << k + 1 << ',' << losses[k] << '\n';
   if (!os) throw fm::Error("error while writing '" + file.string() + "'");
+}
+
+// Peak resident set size of this process so far, in MiB (Linux reports ru_maxrss in KiB).
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
 double median(std::vector<double> v) {
@@ -224,12 +233,14 @@ int run(const Options& opt) {
               mean_log_density, reference_log_density);
   std::printf("modes covered (>= 2%% of samples within 3 std): %lld of %lld\n",
               static_cast<long long>(modes_covered), static_cast<long long>(p_data.nmodes()));
+  const double peak_rss = peak_rss_mib();
+  std::printf("peak resident memory: %.1f MiB\n", peak_rss);
   std::printf("wrote %s/{samples.csv, losses.csv, target_vs_init.png, conditional_path.png, generated.png}\n",
               out_dir.string().c_str());
   std::printf("RESULT threads=%d train_s=%.3f ms_step=%.4f sample_s=%.4f final_loss=%.5f "
-              "mean_log_density=%.4f modes_covered=%lld\n",
+              "mean_log_density=%.4f modes_covered=%lld peak_rss_mb=%.1f\n",
               fm::num_threads(), train_s, ms_step, sample_s, final_loss, mean_log_density,
-              static_cast<long long>(modes_covered));
+              static_cast<long long>(modes_covered), peak_rss);
   return 0;
 }
 

@@ -54,6 +54,9 @@ TEST_CASE("MLPVectorField: blocked and threaded passes equal the per-column refe
         set_num_threads(threads);
         INFO("dim " << dim << ", batch " << n << ", threads " << threads);
         typename MLPVectorField<double, SiLU>::Workspace ws;
+        Matrix<double> inference(dim, n);
+        model.forward(x, t, inference, ws);  // block-buffer inference path
+        CHECK(test::max_abs(inference - ref.out) < 1e-12);
         const Matrix<double> out = model.forward_train(x, t, ws);
         CHECK(test::max_abs(out - ref.out) < 1e-12);
         model.backward(c, ws);
@@ -84,4 +87,21 @@ TEST_CASE("MLPVectorField: backward is deterministic for a given thread count", 
     INFO("threads " << threads);
     CHECK((model.gradients().array() == first.array()).all());
   }
+}
+
+TEST_CASE("MLPVectorField: a workspace moved to a model of another architecture is resized, not misused", "[nn][mlp]") {
+  MLPVectorField<double, Tanh> small(2, {5}, 1), large(3, {17, 9}, 2);
+  Rng rng(8);
+  Matrix<double> x2(2, 70), x3(3, 70);
+  rng.fill_normal(x2);
+  rng.fill_normal(x3);
+  typename MLPVectorField<double, Tanh>::Workspace ws;
+  Matrix<double> out2(2, 70), out3(3, 70);
+  small.forward(x2, 0.3, out2, ws);
+  large.forward(x3, 0.3, out3, ws);
+  CHECK(test::max_abs(out3 - test::reference_forward(large, x3, RowVector<double>::Constant(70, 0.3)).out) < 1e-12);
+  small.forward_train(x2, 0.3, ws);
+  large.forward_train(x3, 0.3, ws);
+  large.backward(x3, ws);
+  CHECK(large.gradients().allFinite());
 }

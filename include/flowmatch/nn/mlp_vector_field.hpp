@@ -62,8 +62,12 @@ class MLPVectorField {
       std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
       Vector<S> grad;             ///< this thread's share of the parameter gradient (flat)
       Matrix<S> dw0;              ///< first-layer weight gradient, column-major (small fan-in kernel)
+      Matrix<S> in;               ///< inference: [x; t] of one block
+      Matrix<S> hidden[2];        ///< inference: a block's hidden activations, ping-pong
+      Vector<S> aux;              ///< inference: the activation's discarded auxiliary output
     };
     std::vector<Thread> threads;
+    std::vector<Index> widths;  ///< the layer widths the buffers were sized for
     Index batch = 0;
   };
 
@@ -137,6 +141,7 @@ class MLPVectorField {
 
   /// Sizes `ws` for batches of n samples (allocates only when the shape changes).
   void prepare(Workspace& ws, Index n) const {
+    ensure_model(ws);
     if (ws.batch == n && matches_widths(ws)) return;
     const auto L = static_cast<std::size_t>(num_layers());
     ws.a.resize(L);
@@ -146,8 +151,6 @@ class MLPVectorField {
       if (l > 0 && Act::uses_aux) ws.aux[l].resize(widths_[l], n);
     }
     ws.out.resize(dim(), n);
-    ws.w0.resize(fan_out(0), fan_in(0));
-    ws.threads.clear();
     ws.batch = n;
   }
 
@@ -157,9 +160,34 @@ class MLPVectorField {
   void forward(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DO>& out_,
                Workspace& ws) const {
     auto& out = detail::writable(out_);
-    detail::require_rows("flowmatch::MLPVectorField::forward", "out", out.rows(), dim());
-    detail::require_cols("flowmatch::MLPVectorField::forward", "out", out.cols(), x.cols());
-    out = forward_train(x, t, ws);
+    constexpr const char* where = "flowmatch::MLPVectorField::forward";
+    detail::require_rows(where, "x", x.rows(), dim());
+    const Index n = x.cols();
+    if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
+    detail::require_unit_times(where, "t", t, n);
+    detail::require_rows(where, "out", out.rows(), dim());
+    detail::require_cols(where, "out", out.cols(), n);
+    // Inference keeps nothing for a backward pass: each thread runs its blocks through the whole
+    // network in block-sized buffers that stay in cache.
+    const Index blocks = num_blocks(n);
+    const int threads = threads_for(blocks);
+    prepare_threads(ws, threads);
+    if (small_fan_in()) ws.w0 = weight(0);
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads) if (threads > 1)
+#endif
+    {
+      int tid = 0;
+#if defined(_OPENMP)
+      tid = omp_get_thread_num();
+#endif
+      typename Workspace::Thread& th = ws.threads[static_cast<std::size_t>(tid)];
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+      for (Index b = 0; b < blocks; ++b)
+        inference_block(x, t, out, ws, th, b * kBlock, std::min(kBlock, n - b * kBlock));
+    }
   }
 
   /// u_theta(x, t) as a new matrix (allocates; for convenience outside hot loops).
@@ -264,15 +292,65 @@ class MLPVectorField {
 #endif
   }
 
+  /// Forgets every buffer sized for another architecture (a workspace moved between models).
+  void ensure_model(Workspace& ws) const {
+    if (ws.widths == widths_) return;
+    ws = Workspace{};
+    ws.widths = widths_;
+    ws.w0.resize(fan_out(0), fan_in(0));
+  }
+
   void prepare_threads(Workspace& ws, int threads) const {
+    ensure_model(ws);
     if (static_cast<int>(ws.threads.size()) == threads) return;
     ws.threads.resize(static_cast<std::size_t>(threads));
+    Index widest = 1;
+    for (Index l = 1; l < num_layers(); ++l) widest = std::max(widest, widths_[static_cast<std::size_t>(l)]);
     for (auto& th : ws.threads) {
       th.dz.resize(static_cast<std::size_t>(num_layers()));
       for (Index l = 0; l < num_layers(); ++l) th.dz[static_cast<std::size_t>(l)].resize(fan_out(l), kBlock);
       th.grad.resize(num_parameters());
       if (small_fan_in()) th.dw0.resize(fan_out(0), fan_in(0));
+      th.in.resize(fan_in(0), kBlock);
+      th.hidden[0].resize(widest, kBlock);
+      th.hidden[1].resize(widest, kBlock);
+      th.aux.resize(widest);
     }
+  }
+
+  /// Inference over columns [j0, j0 + nb): every layer in the thread's block buffers.
+  template <class DX, TimeArgument T, class DO>
+  void inference_block(const Eigen::MatrixBase<DX>& x, const T& t, Eigen::MatrixBase<DO>& out,
+                       const Workspace& ws, typename Workspace::Thread& th, Index j0, Index nb) const {
+    const Index d = dim(), L = num_layers();
+    for (Index j = 0; j < nb; ++j) {
+      for (Index i = 0; i < d; ++i) th.in(i, j) = static_cast<S>(x(i, j0 + j));
+      th.in(d, j) = static_cast<S>(detail::time_at(t, j0 + j));
+    }
+    const Matrix<S>* input = &th.in;
+    for (Index l = 0; l + 1 < L; ++l) {
+      Matrix<S>& z = th.hidden[static_cast<std::size_t>(l % 2)];
+      const Index h = fan_out(l), stride = z.rows();
+      const ConstBiasMap bias_l = bias(l);
+      if (l == 0 && small_fan_in()) {
+        for (Index j = 0; j < nb; ++j) {
+          Eigen::Map<Vector<S>> col(z.data() + j * stride, h);
+          col = bias_l;
+          for (Index k = 0; k < fan_in(0); ++k) col += th.in(k, j) * ws.w0.col(k);
+          Act::forward(col.data(), col.data(), th.aux.data(), h);
+        }
+      } else {
+        z.topLeftCorner(h, nb).noalias() = weight(l) * input->topLeftCorner(fan_in(l), nb);
+        for (Index j = 0; j < nb; ++j) {
+          S* col = z.data() + j * stride;
+          Eigen::Map<Vector<S>>(col, h) += bias_l;
+          Act::forward(col, col, th.aux.data(), h);
+        }
+      }
+      input = &z;
+    }
+    out.middleCols(j0, nb).noalias() = (weight(L - 1) * input->topLeftCorner(fan_in(L - 1), nb)).template cast<typename DO::Scalar>();
+    out.middleCols(j0, nb).colwise() += bias(L - 1).template cast<typename DO::Scalar>();
   }
 
   /// Forward pass over columns [j0, j0 + nb) of the batch, layer after layer.
