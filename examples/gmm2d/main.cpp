@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <flowmatch.hpp>
@@ -36,7 +37,7 @@ struct Options {
   long long seed = 0;
   long long samples = 1000;
   long long time_points = 300;
-  long long threads = 1;
+  long long threads = std::max(1u, std::thread::hardware_concurrency());
   long long trajectories = 40;
   std::string out = FLOWMATCH_DEFAULT_OUT;
   std::vector<long long> hidden{1024, 16};
@@ -255,7 +256,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", opt.seed, "random seed (model init, training batches, sampling)")->capture_default_str();
   app.add_option("--samples", opt.samples, "number of generated samples")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--time-points", opt.time_points, "Euler time grid points on [0, 1] (steps + 1)")->check(fm::examples::at_least(2))->capture_default_str();
-  app.add_option("--threads", opt.threads, "threads for matrix products")->check(fm::examples::at_least(1))->capture_default_str();
+  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--trajectories", opt.trajectories, "trajectories drawn in generated.png")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--out", opt.out, "output folder")->capture_default_str();

@@ -1,0 +1,393 @@
+// Heap allocations on the hot paths: after one warm-up call, a training step, an Euler step (and a
+// whole simulate_inplace) and an MLP forward pass with a reused workspace allocate nothing.
+//
+// This file replaces the global operator new / new[] / delete / delete[] (every sized, aligned and
+// nothrow variant) with counting versions, and on glibc also interposes malloc, calloc, realloc,
+// posix_memalign, aligned_alloc, memalign, valloc and pvalloc: Eigen allocates its matrices with
+// std::malloc, not operator new, so counting operator new alone would miss them. Such replacements
+// are program-wide, which is why this file is its own test binary (tests/CMakeLists.txt).
+//
+// Finding an allocation: run the binary with FLOWMATCH_ALLOC_TRACE=1 and every allocation made
+// while a measurement is armed prints a backtrace to stderr (function names come from the binary's
+// exported symbols; `addr2line -C -f -i -e flowmatch_alloc_tests ADDRESS` gives file and line).
+// Or, in gdb: `break flowmatch_alloc_test_armed_allocation` and `bt`.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#if defined(__GLIBC__)
+#include <execinfo.h>
+#include <unistd.h>
+#define FLOWMATCH_ALLOC_TEST_COUNTS_MALLOC 1
+#else
+#define FLOWMATCH_ALLOC_TEST_COUNTS_MALLOC 0
+#endif
+
+#include <flowmatch.hpp>
+
+// ------------------------------------------------------------------------------------------------
+// The counter.
+namespace alloc_count {
+namespace {
+
+std::atomic<long long> operator_new_calls{0};  // every operator new / new[] variant
+std::atomic<long long> malloc_calls{0};        // malloc and friends called directly (Eigen, libgomp, ...)
+std::atomic<bool> armed{false};
+thread_local bool in_hook = false;  // guards the backtrace (which may allocate) against recursion
+
+bool trace_requested() {
+  static const bool value = [] {
+    const char* v = std::getenv("FLOWMATCH_ALLOC_TRACE");
+    return v != nullptr && *v != '\0' && *v != '0';
+  }();
+  return value;
+}
+
+}  // namespace
+}  // namespace alloc_count
+
+// A function to break on in a debugger: called for every allocation made while a measurement is
+// armed (`break flowmatch_alloc_test_armed_allocation`, then `bt`).
+extern "C" __attribute__((noinline)) void flowmatch_alloc_test_armed_allocation(std::size_t bytes) {
+  asm volatile("" : : "r"(bytes) : "memory");
+#if FLOWMATCH_ALLOC_TEST_COUNTS_MALLOC
+  if (alloc_count::in_hook || !alloc_count::trace_requested()) return;
+  alloc_count::in_hook = true;
+  void* frames[48];
+  const int n = backtrace(frames, 48);
+  char header[96];
+  const int len = std::snprintf(header, sizeof header, "\n[allocation_test] allocation of %zu bytes while armed:\n", bytes);
+  if (len > 0) (void)!write(2, header, static_cast<std::size_t>(len));
+  backtrace_symbols_fd(frames, n, 2);
+  alloc_count::in_hook = false;
+#endif
+}
+
+namespace alloc_count {
+namespace {
+
+inline void note(std::atomic<long long>& counter, std::size_t bytes) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+  if (armed.load(std::memory_order_relaxed) && !in_hook) flowmatch_alloc_test_armed_allocation(bytes);
+}
+
+struct Counts {
+  long long operator_new = 0;
+  long long malloc = 0;
+  long long total() const { return operator_new + malloc; }
+};
+
+Counts snapshot() { return {operator_new_calls.load(), malloc_calls.load()}; }
+
+// Allocations made (by any thread) while f() runs.
+template <class F>
+Counts count_allocations(F&& f) {
+  const Counts before = snapshot();
+  armed.store(true);
+  f();
+  armed.store(false);
+  const Counts after = snapshot();
+  return {after.operator_new - before.operator_new, after.malloc - before.malloc};
+}
+
+}  // namespace
+}  // namespace alloc_count
+
+// ------------------------------------------------------------------------------------------------
+// malloc and friends (glibc): forward to glibc's own implementation, counting each call.
+#if FLOWMATCH_ALLOC_TEST_COUNTS_MALLOC
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void __libc_free(void*);
+void* __libc_memalign(std::size_t, std::size_t);
+void* __libc_valloc(std::size_t);
+void* __libc_pvalloc(std::size_t);
+
+void* malloc(std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, bytes);
+  return __libc_malloc(bytes);
+}
+void* calloc(std::size_t count, std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, count * bytes);
+  return __libc_calloc(count, bytes);
+}
+void* realloc(void* p, std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, bytes);
+  return __libc_realloc(p, bytes);
+}
+void free(void* p) noexcept { __libc_free(p); }
+int posix_memalign(void** out, std::size_t alignment, std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, bytes);
+  if (alignment % sizeof(void*) != 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
+  void* p = __libc_memalign(alignment, bytes);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+void* aligned_alloc(std::size_t alignment, std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, bytes);
+  return __libc_memalign(alignment, bytes);
+}
+void* memalign(std::size_t alignment, std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, bytes);
+  return __libc_memalign(alignment, bytes);
+}
+void* valloc(std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, bytes);
+  return __libc_valloc(bytes);
+}
+void* pvalloc(std::size_t bytes) noexcept {
+  alloc_count::note(alloc_count::malloc_calls, bytes);
+  return __libc_pvalloc(bytes);
+}
+}  // extern "C"
+
+namespace alloc_count {
+namespace {
+inline void* raw_allocate(std::size_t bytes) { return __libc_malloc(bytes == 0 ? 1 : bytes); }
+inline void* raw_allocate_aligned(std::size_t bytes, std::size_t alignment) {
+  return __libc_memalign(alignment, bytes == 0 ? 1 : bytes);
+}
+inline void raw_free(void* p) { __libc_free(p); }
+}  // namespace
+}  // namespace alloc_count
+#else
+namespace alloc_count {
+namespace {
+inline void* raw_allocate(std::size_t bytes) { return std::malloc(bytes == 0 ? 1 : bytes); }
+inline void* raw_allocate_aligned(std::size_t bytes, std::size_t alignment) {
+  // aligned_alloc wants a multiple of the alignment.
+  return std::aligned_alloc(alignment, (bytes + alignment - 1) / alignment * alignment + (bytes == 0 ? alignment : 0));
+}
+inline void raw_free(void* p) { std::free(p); }
+}  // namespace
+}  // namespace alloc_count
+#endif
+
+// ------------------------------------------------------------------------------------------------
+// The global operator new / delete, every variant.
+namespace alloc_count {
+namespace {
+void* counted_new(std::size_t bytes) {
+  note(operator_new_calls, bytes);
+  for (;;) {
+    if (void* p = raw_allocate(bytes)) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) throw std::bad_alloc();
+    handler();
+  }
+}
+void* counted_new(std::size_t bytes, std::align_val_t alignment) {
+  note(operator_new_calls, bytes);
+  const auto align = static_cast<std::size_t>(alignment);
+  for (;;) {
+    if (void* p = raw_allocate_aligned(bytes, align < sizeof(void*) ? sizeof(void*) : align)) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) throw std::bad_alloc();
+    handler();
+  }
+}
+}  // namespace
+}  // namespace alloc_count
+
+void* operator new(std::size_t bytes) { return alloc_count::counted_new(bytes); }
+void* operator new[](std::size_t bytes) { return alloc_count::counted_new(bytes); }
+void* operator new(std::size_t bytes, const std::nothrow_t&) noexcept {
+  try {
+    return alloc_count::counted_new(bytes);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t bytes, const std::nothrow_t&) noexcept {
+  try {
+    return alloc_count::counted_new(bytes);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new(std::size_t bytes, std::align_val_t alignment) { return alloc_count::counted_new(bytes, alignment); }
+void* operator new[](std::size_t bytes, std::align_val_t alignment) { return alloc_count::counted_new(bytes, alignment); }
+void* operator new(std::size_t bytes, std::align_val_t alignment, const std::nothrow_t&) noexcept {
+  try {
+    return alloc_count::counted_new(bytes, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t bytes, std::align_val_t alignment, const std::nothrow_t&) noexcept {
+  try {
+    return alloc_count::counted_new(bytes, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void operator delete(void* p) noexcept { alloc_count::raw_free(p); }
+void operator delete[](void* p) noexcept { alloc_count::raw_free(p); }
+void operator delete(void* p, std::size_t) noexcept { alloc_count::raw_free(p); }
+void operator delete[](void* p, std::size_t) noexcept { alloc_count::raw_free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { alloc_count::raw_free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { alloc_count::raw_free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { alloc_count::raw_free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { alloc_count::raw_free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { alloc_count::raw_free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { alloc_count::raw_free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { alloc_count::raw_free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { alloc_count::raw_free(p); }
+
+// ------------------------------------------------------------------------------------------------
+// The tests.
+using namespace flowmatch;
+using alloc_count::count_allocations;
+using alloc_count::Counts;
+
+namespace {
+
+struct ThreadsGuard {
+  int saved = num_threads();
+  ~ThreadsGuard() { set_num_threads(saved); }
+};
+
+// The seed workload's objects (examples/gmm2d): 11-mode mixture, alpha_t = t, beta_t = sqrt(1 - t),
+// MLP 3-1024-16-2 with SiLU, Adam.
+using SeedModel = MLPVectorField<float, SiLU>;
+constexpr Index kSeedBatch = 1000;
+
+SeedModel seed_model() { return SeedModel(2, {1024, 16}, 0); }
+
+// A model that has taken a few training steps (so sampling runs on non-trivial weights).
+void train_a_little(SeedModel& model) {
+  Adam<float> adam(1e-3);
+  CFMTrainer trainer(GaussianConditionalPath(GaussianMixture::symmetric_2D(11, 1.0, 10.0), LinearAlpha{},
+                                             SquareRootBeta{}),
+                     model, adam, 1);
+  trainer.train(3, 256);
+}
+
+}  // namespace
+
+TEST_CASE("allocation counter: allocating calls are counted (control)", "[alloc]") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  SeedModel model = seed_model();
+  Rng rng(7);
+  const Matrix<float> x = Gaussian::standard(2, 1.0).sample<float>(kSeedBatch, rng);
+
+  // A std::vector goes through operator new.
+  const Counts vec = count_allocations([&] {
+    std::vector<double> v(1000, 1.0);
+    asm volatile("" : : "r"(v.data()) : "memory");
+  });
+  INFO("std::vector: operator new " << vec.operator_new << ", malloc " << vec.malloc);
+  CHECK(vec.operator_new >= 1);
+
+  // MLPVectorField::operator() builds a workspace (std::vectors: operator new) and returns a new
+  // Eigen matrix (Eigen: malloc).
+  Matrix<float> out;
+  const Counts call = count_allocations([&] { out = model(x, 0.5); });
+  INFO("MLPVectorField::operator(): operator new " << call.operator_new << ", malloc " << call.malloc);
+  CHECK(call.total() > 0);
+  CHECK(call.operator_new > 0);
+#if FLOWMATCH_ALLOC_TEST_COUNTS_MALLOC
+  CHECK(call.malloc > 0);
+
+  // EulerSimulator::simulate returns a new matrix: at least one Eigen (malloc) allocation.
+  LearnedVectorFieldODE ode(model);
+  EulerSimulator simulator(ode);
+  const Vector<double> ts = linspace(0.0, 1.0, 11);
+  simulator.step(out, 0.0, 0.1);  // warm-up, as in the other tests
+  Matrix<float> x1;
+  const Counts sim = count_allocations([&] { x1 = simulator.simulate(x, ts); });
+  INFO("EulerSimulator::simulate: operator new " << sim.operator_new << ", malloc " << sim.malloc);
+  CHECK(sim.malloc > 0);
+#else
+  WARN("malloc is not interposed on this C library: only operator new is counted");
+#endif
+}
+
+TEST_CASE("CFMTrainer::step on the seed workload allocates nothing after the first step", "[alloc][train]") {
+  ThreadsGuard guard;
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    SeedModel model = seed_model();
+    Adam<float> adam(1e-3);
+    CFMTrainer trainer(GaussianConditionalPath(GaussianMixture::symmetric_2D(11, 1.0, 10.0), LinearAlpha{},
+                                               SquareRootBeta{}),
+                       model, adam, 1);
+    trainer.step(kSeedBatch);  // warm-up: sizes the batch, the workspace, Adam's moments, the thread team
+    for (int k = 0; k < 3; ++k) {
+      double loss = 0.0;
+      const Counts c = count_allocations([&] { loss = trainer.step(kSeedBatch); });
+      INFO("threads " << threads << ", step " << k + 2 << ": operator new " << c.operator_new << ", malloc "
+                      << c.malloc << " (loss " << loss << ")");
+      CHECK(c.total() == 0);
+    }
+  }
+}
+
+TEST_CASE("EulerSimulator::step and simulate_inplace on a learned vector field allocate nothing after the first step",
+          "[alloc][ode]") {
+  ThreadsGuard guard;
+  SeedModel model = seed_model();
+  train_a_little(model);
+  const Vector<double> ts = linspace(0.0, 1.0, 300);  // the seed's grid: 299 Euler steps
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const Index n : {kSeedBatch, Index{100000}}) {
+      Rng rng(11);
+      Matrix<float> x = Gaussian::standard(2, 1.0).sample<float>(n, rng);
+      LearnedVectorFieldODE ode(model);
+      EulerSimulator simulator(ode);
+      simulator.step(x, 0.0, 1.0 / 299.0);  // warm-up
+      const Counts steps = count_allocations([&] {
+        for (Index k = 1; k < 4; ++k) simulator.step(x, ts(k), ts(k + 1) - ts(k));
+      });
+      INFO("threads " << threads << ", batch " << n << ", 3 x EulerSimulator::step: operator new "
+                      << steps.operator_new << ", malloc " << steps.malloc);
+      CHECK(steps.total() == 0);
+      if (n == kSeedBatch) {  // a whole simulation at the seed size (299 steps)
+        const Counts whole = count_allocations([&] { simulator.simulate_inplace(x, ts); });
+        INFO("threads " << threads << ", batch " << n << ", simulate_inplace over 300 points: operator new "
+                        << whole.operator_new << ", malloc " << whole.malloc);
+        CHECK(whole.total() == 0);
+      }
+      CHECK(x.allFinite());
+    }
+  }
+}
+
+TEST_CASE("MLPVectorField::forward with a reused workspace allocates nothing", "[alloc][nn]") {
+  ThreadsGuard guard;
+  const SeedModel model = seed_model();
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    Rng rng(3);
+    const Matrix<float> x = Gaussian::standard(2, 1.0).sample<float>(kSeedBatch, rng);
+    RowVector<float> t(kSeedBatch);
+    rng.fill_uniform(t);
+    Matrix<float> out(2, kSeedBatch);
+    SeedModel::Workspace ws;
+    model.forward(x, 0.25, out, ws);  // warm-up
+    const Counts scalar_t = count_allocations([&] {
+      for (int k = 0; k < 3; ++k) model.forward(x, 0.25 + 0.1 * k, out, ws);
+    });
+    INFO("threads " << threads << ", forward with one t: operator new " << scalar_t.operator_new << ", malloc "
+                    << scalar_t.malloc);
+    CHECK(scalar_t.total() == 0);
+    const Counts column_t = count_allocations([&] { model.forward(x, t, out, ws); });
+    INFO("threads " << threads << ", forward with a t per column: operator new " << column_t.operator_new
+                    << ", malloc " << column_t.malloc);
+    CHECK(column_t.total() == 0);
+    CHECK(out.allFinite());
+  }
+}
