@@ -1,21 +1,35 @@
 #pragma once
 /// \file
-/// The number of threads Eigen's matrix products use.
+/// How many threads flowmatch uses.
 
-#include "flowmatch/core/error.hpp"
+#include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include <Eigen/Core>
 
+#include "flowmatch/core/error.hpp"
+
 namespace flowmatch {
 
-/// Sets how many threads Eigen's matrix products may use (effective when the program is built
-/// with OpenMP; otherwise products run on one thread). `threads` must be at least 1.
+namespace detail {
+inline std::atomic<int>& thread_count() {
+  static std::atomic<int> count{static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
+  return count;
+}
+}  // namespace detail
+
+/// Sets how many threads flowmatch's training and sampling use (default: every core). flowmatch
+/// splits each batch among its own threads (core/thread_pool.hpp); Eigen's own product threading
+/// (active only in programs built with OpenMP) is set to 1 so that the two never nest.
+/// `threads` must be at least 1.
 inline void set_num_threads(int threads) {
   if (threads < 1) detail::throw_invalid("flowmatch::set_num_threads", "threads", threads, "must be at least 1");
-  Eigen::setNbThreads(threads);
+  detail::thread_count().store(threads);
+  Eigen::setNbThreads(1);
 }
 
-/// The number of threads Eigen's matrix products use.
-inline int num_threads() { return Eigen::nbThreads(); }
+/// The number of threads flowmatch uses.
+inline int num_threads() { return detail::thread_count().load(); }
 
 }  // namespace flowmatch

@@ -73,13 +73,12 @@ void require_unit_times(std::string_view where, std::string_view arg, const T& t
 template <class D>
 void require_time_grid(std::string_view where, std::string_view arg, const Eigen::MatrixBase<D>& ts) {
   if (ts.size() < 1) throw_invalid(where, std::string(arg) + ".size()", ts.size(), "a time grid needs at least one point");
-  for (Index i = 0; i < ts.size(); ++i) {
+  const auto element = [&](Index i) { return std::string(arg) + "[" + std::to_string(i) + "]"; };
+  for (Index i = 0; i < ts.size(); ++i) {  // names are built only on failure: checking allocates nothing
     const double v = static_cast<double>(ts(i));
-    std::string name(arg);
-    name.append("[").append(std::to_string(i)).append("]");
-    if (!std::isfinite(v)) throw_invalid(where, name, v, "times must be finite");
+    if (!std::isfinite(v)) throw_invalid(where, element(i), v, "times must be finite");
     if (i > 0 && !(v > static_cast<double>(ts(i - 1))))
-      throw_invalid(where, name, v,
+      throw_invalid(where, element(i), v,
                     "the time grid must be strictly increasing (previous point " +
                         to_string_value(static_cast<double>(ts(i - 1))) + ")");
   }

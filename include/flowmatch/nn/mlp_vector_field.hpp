@@ -12,13 +12,12 @@
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
+#include "flowmatch/core/thread_pool.hpp"
+#include "flowmatch/core/threads.hpp"
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace flowmatch {
 
@@ -34,13 +33,13 @@ namespace flowmatch {
 /// it is sized on the first call for a batch size and reused, so steady-state calls allocate
 /// nothing. One workspace per concurrent caller.
 ///
-/// Speed: both passes walk the batch in blocks of 64 columns, layer after layer, so that a block's
+/// Speed: both passes walk the batch in blocks of 32 columns, layer after layer, so that a block's
 /// activations stay in cache between one layer and the next (the 1024-wide hidden layer of the
 /// seed is 4 MB per 1000 samples: bigger than L2). A first layer with a small fan-in (the seed's
-/// [x, t] has 3 inputs) is a few fused axpys instead of a matrix product. When the program is built
-/// with OpenMP, the blocks are shared among `flowmatch::num_threads()` threads; each thread sums its
-/// own weight gradients and the threads' sums are added in a fixed order, so results are
-/// deterministic for a given thread count.
+/// [x, t] has 3 inputs) is a few fused axpys instead of a matrix product. The blocks are shared among
+/// `flowmatch::num_threads()` threads of flowmatch's pool (block k always goes to thread
+/// k % threads); each thread sums its own weight gradients and the threads' sums are added in a
+/// fixed order, so results are deterministic for a given thread count.
 template <Real S = float, Activation Act = SiLU>
 class MLPVectorField {
  public:
@@ -173,21 +172,11 @@ class MLPVectorField {
     const int threads = threads_for(blocks);
     prepare_threads(ws, threads);
     if (small_fan_in()) ws.w0 = weight(0);
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-      int tid = 0;
-#if defined(_OPENMP)
-      tid = omp_get_thread_num();
-#endif
-      typename Workspace::Thread& th = ws.threads[static_cast<std::size_t>(tid)];
-#if defined(_OPENMP)
-#pragma omp for schedule(static)
-#endif
-      for (Index b = 0; b < blocks; ++b)
-        inference_block(x, t, out, ws, th, b * kBlock, std::min(kBlock, n - b * kBlock));
-    }
+    auto body = [&](Index b, int worker) {
+      inference_block(x, t, out, ws, ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
+                      std::min(kBlock, n - b * kBlock));
+    };
+    detail::ThreadPool::global().run(blocks, threads, body);
   }
 
   /// u_theta(x, t) as a new matrix (allocates; for convenience outside hot loops).
@@ -216,12 +205,8 @@ class MLPVectorField {
     }
     if (small_fan_in()) ws.w0 = weight(0);  // column-major copy: one contiguous column per input
     const Index blocks = num_blocks(n);
-    const int threads = threads_for(blocks);
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-#endif
-    for (Index b = 0; b < blocks; ++b) forward_block(ws, b * kBlock, std::min(kBlock, n - b * kBlock));
-    (void)threads;
+    auto body = [&](Index b, int) { forward_block(ws, b * kBlock, std::min(kBlock, n - b * kBlock)); };
+    detail::ThreadPool::global().run(blocks, threads_for(blocks), body);
     return ws.out;
   }
 
@@ -239,23 +224,15 @@ class MLPVectorField {
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
     prepare_threads(ws, threads);
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-      int tid = 0;
-#if defined(_OPENMP)
-      tid = omp_get_thread_num();
-#endif
-      typename Workspace::Thread& th = ws.threads[static_cast<std::size_t>(tid)];
-      th.grad.setZero();
-      if (small_fan_in()) th.dw0.setZero();
-#if defined(_OPENMP)
-#pragma omp for schedule(static)
-#endif
-      for (Index b = 0; b < blocks; ++b)
-        backward_block(grad_out, ws, th, b * kBlock, std::min(kBlock, n - b * kBlock));
+    for (int k = 0; k < threads; ++k) {
+      ws.threads[static_cast<std::size_t>(k)].grad.setZero();
+      if (small_fan_in()) ws.threads[static_cast<std::size_t>(k)].dw0.setZero();
     }
+    auto body = [&](Index b, int worker) {
+      backward_block(grad_out, ws, ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
+                     std::min(kBlock, n - b * kBlock));
+    };
+    detail::ThreadPool::global().run(blocks, threads, body);
     // Reduce the threads' partial gradients in a fixed order (deterministic).
     gradients_ = ws.threads[0].grad;
     for (int k = 1; k < threads; ++k) gradients_ += ws.threads[static_cast<std::size_t>(k)].grad;
@@ -266,9 +243,12 @@ class MLPVectorField {
   }
 
  private:
-  /// Columns per block: a block's activations of a 1024-wide layer (1024 x 64 floats, 256 KiB)
-  /// stay in L2 between one layer and the next, and between a delta and its consumers.
-  static constexpr Index kBlock = 64;
+  /// Columns per block: a block's activations of a 1024-wide layer (1024 x 32 floats, 128 KiB)
+  /// stay in L2 between one layer and the next, and between a delta and its consumers. 32 also
+  /// keeps every matrix product's packed operands within Eigen's stack-allocation limit
+  /// (EIGEN_STACK_ALLOCATION_LIMIT, 128 KiB), so products allocate nothing on the heap; 64 columns
+  /// measured the same speed, 128 and 256 slower.
+  static constexpr Index kBlock = 32;
   /// Fan-ins up to this use a fused axpy kernel for the first layer instead of a matrix product.
   static constexpr Index kSmallFanIn = 8;
 
@@ -284,12 +264,7 @@ class MLPVectorField {
   bool small_fan_in() const { return fan_in(0) <= kSmallFanIn; }
   static Index num_blocks(Index n) { return (n + kBlock - 1) / kBlock; }
   static int threads_for(Index blocks) {
-#if defined(_OPENMP)
-    return static_cast<int>(std::max<Index>(1, std::min<Index>(Eigen::nbThreads(), blocks)));
-#else
-    (void)blocks;
-    return 1;
-#endif
+    return static_cast<int>(std::max<Index>(1, std::min<Index>(num_threads(), blocks)));
   }
 
   /// Forgets every buffer sized for another architecture (a workspace moved between models).

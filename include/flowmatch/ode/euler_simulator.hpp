@@ -37,7 +37,7 @@ class EulerSimulator {
   /// Integrates the batch x (d x n) in place from ts[0] to ts[last].
   template <class DX, class DT>
   void simulate_inplace(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DT>& ts) {
-    check(x, ts, "simulate_inplace");
+    check(x, ts, "flowmatch::EulerSimulator::simulate_inplace");
     for (Index k = 0; k + 1 < ts.size(); ++k) {
       const double t0 = static_cast<double>(ts(k));
       step(x, t0, static_cast<double>(ts(k + 1)) - t0);
@@ -56,7 +56,7 @@ class EulerSimulator {
   template <class DX, class DT>
   std::vector<Matrix<Scalar>> simulate_with_trajectory(const Eigen::MatrixBase<DX>& x0,
                                                        const Eigen::MatrixBase<DT>& ts) {
-    check(x0, ts, "simulate_with_trajectory");
+    check(x0, ts, "flowmatch::EulerSimulator::simulate_with_trajectory");
     std::vector<Matrix<Scalar>> traj;
     traj.reserve(static_cast<std::size_t>(ts.size()));
     traj.push_back(x0.template cast<Scalar>());
@@ -72,8 +72,7 @@ class EulerSimulator {
 
  private:
   template <class DX, class DT>
-  void check(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DT>& ts, const char* fn) const {
-    const std::string where = std::string("flowmatch::EulerSimulator::") + fn;
+  void check(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DT>& ts, const char* where) const {
     detail::require_rows(where, "x0", x.rows(), static_cast<long long>(ode_.dim()));
     if (x.cols() <= 0) detail::throw_invalid(where, "x0.cols() (batch size)", x.cols(), "must be at least 1");
     detail::require_time_grid(where, "ts", ts);
