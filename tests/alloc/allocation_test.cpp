@@ -38,7 +38,7 @@ namespace alloc_count {
 namespace {
 
 std::atomic<long long> operator_new_calls{0};  // every operator new / new[] variant
-std::atomic<long long> malloc_calls{0};        // malloc and friends called directly (Eigen, libgomp, ...)
+std::atomic<long long> malloc_calls{0};        // malloc and friends called directly (Eigen, C libraries)
 std::atomic<bool> armed{false};
 thread_local bool in_hook = false;  // guards the backtrace (which may allocate) against recursion
 
@@ -63,7 +63,8 @@ extern "C" __attribute__((noinline)) void flowmatch_alloc_test_armed_allocation(
   void* frames[48];
   const int n = backtrace(frames, 48);
   char header[96];
-  const int len = std::snprintf(header, sizeof header, "\n[allocation_test] allocation of %zu bytes while armed:\n", bytes);
+  const int len =
+      std::snprintf(header, sizeof header, "\n[allocation_test] allocation of %zu bytes while armed:\n", bytes);
   if (len > 0) (void)!write(2, header, static_cast<std::size_t>(len));
   backtrace_symbols_fd(frames, n, 2);
   alloc_count::in_hook = false;
@@ -216,7 +217,9 @@ void* operator new[](std::size_t bytes, const std::nothrow_t&) noexcept {
   }
 }
 void* operator new(std::size_t bytes, std::align_val_t alignment) { return alloc_count::counted_new(bytes, alignment); }
-void* operator new[](std::size_t bytes, std::align_val_t alignment) { return alloc_count::counted_new(bytes, alignment); }
+void* operator new[](std::size_t bytes, std::align_val_t alignment) {
+  return alloc_count::counted_new(bytes, alignment);
+}
 void* operator new(std::size_t bytes, std::align_val_t alignment, const std::nothrow_t&) noexcept {
   try {
     return alloc_count::counted_new(bytes, alignment);
@@ -324,7 +327,7 @@ TEST_CASE("CFMTrainer::step on the seed workload allocates nothing after the fir
     CFMTrainer trainer(GaussianConditionalPath(GaussianMixture::symmetric_2D(11, 1.0, 10.0), LinearAlpha{},
                                                SquareRootBeta{}),
                        model, adam, 1);
-    trainer.step(kSeedBatch);  // warm-up: sizes the batch, the workspace, Adam's moments, the thread team
+    trainer.step(kSeedBatch);  // warm-up: sizes the batch, the workspace, Adam's moments, starts the thread pool
     for (int k = 0; k < 3; ++k) {
       double loss = 0.0;
       const Counts c = count_allocations([&] { loss = trainer.step(kSeedBatch); });

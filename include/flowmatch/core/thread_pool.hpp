@@ -42,14 +42,21 @@ class ThreadPool {
 
   /// Runs body(task, worker) for every task in [0, tasks), on `threads` threads: the caller is
   /// worker 0 and runs tasks 0, threads, 2 threads, ...; worker w runs tasks w, w + threads, ...
-  /// Returns when every task is done. `body` must not throw. Not reentrant: one run at a time.
+  /// Returns when every task is done. `body` must not throw. While another run holds the pool
+  /// (a second user thread, or a body that itself calls run), the call runs all its tasks on the
+  /// calling thread as worker 0 instead of waiting.
   template <class Body>
   void run(Index tasks, int threads, Body& body) {
     if (threads > tasks) threads = static_cast<int>(tasks);
-    if (threads <= 1) {
+    bool expected = false;
+    if (threads <= 1 || !busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
       for (Index k = 0; k < tasks; ++k) body(k, 0);
       return;
     }
+    struct Release {
+      std::atomic<bool>& flag;
+      ~Release() { flag.store(false, std::memory_order_release); }
+    } release{busy_};
     start_workers(threads - 1);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -103,6 +110,8 @@ class ThreadPool {
   }
 
   std::vector<std::thread> workers_;
+  std::atomic<bool> busy_{false};  // set by the run that owns the workers (a flag, not a mutex:
+                                   // the owner may call run again from inside a task)
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<std::uint64_t> generation_{0};
