@@ -394,3 +394,36 @@ TEST_CASE("MLPVectorField::forward with a reused workspace allocates nothing", "
     CHECK(out.allFinite());
   }
 }
+
+TEST_CASE("Training steps and forward passes of wider and deeper networks allocate nothing either", "[alloc][train]") {
+  ThreadsGuard guard;
+  struct Shape {
+    Index dim;
+    std::vector<Index> hidden;
+  };
+  // Products bigger than Eigen's stack-allocation limit are split into pieces (mlp_vector_field.hpp).
+  for (const Shape& shape : {Shape{2, {256, 256, 256}}, Shape{2, {512, 2048, 16}}, Shape{256, {1024, 16}}, Shape{2, {4096, 16}}}) {
+    for (const int threads : {1, 2}) {
+      set_num_threads(threads);
+      MLPVectorField<float, SiLU> model(shape.dim, shape.hidden, 3);
+      Matrix<double> means = Matrix<double>::Zero(shape.dim, 4);
+      means.row(0) = Eigen::RowVector4d(-5, 5, 0, 0);
+      Adam<float> adam(1e-3);
+      CFMTrainer trainer(GaussianConditionalPath(GaussianMixture(means, Matrix<double>::Ones(shape.dim, 4), Vector<double>::Ones(4)),
+                                                 LinearAlpha{}, LinearBeta{}),
+                         model, adam, 1);
+      trainer.step(256);
+      const Counts c = count_allocations([&] { trainer.step(256); });
+      Rng rng(2);
+      Matrix<float> x(shape.dim, 256), out(shape.dim, 256);
+      rng.fill_normal(x);
+      MLPVectorField<float, SiLU>::Workspace ws;
+      model.forward(x, 0.5, out, ws);
+      const Counts f = count_allocations([&] { model.forward(x, 0.5, out, ws); });
+      INFO("dim " << shape.dim << ", " << shape.hidden.size() << " hidden layers (first " << shape.hidden[0]
+                  << "), threads " << threads << ": step " << c.total() << ", forward " << f.total());
+      CHECK(c.total() == 0);
+      CHECK(f.total() == 0);
+    }
+  }
+}

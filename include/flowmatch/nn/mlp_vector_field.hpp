@@ -262,6 +262,38 @@ class MLPVectorField {
   }
 
   bool small_fan_in() const { return fan_in(0) <= kSmallFanIn; }
+
+  /// dst = lhs * rhs (+= when Add) without heap allocation. Eigen packs a product's operands into
+  /// buffers of kc x mc and kc x nc scalars (kc, mc, nc at most the inner, row and column sizes,
+  /// otherwise chosen from the CPU's cache sizes), on the stack up to EIGEN_STACK_ALLOCATION_LIMIT
+  /// bytes and on the heap above. A product whose K x M and K x N fit under the limit is one
+  /// product (the seed's are); a bigger one is split into pieces of at most 256 along K and
+  /// limit / 256 along M and N, which fit whatever the layer widths and the caches.
+  template <bool Add, class Dst, class Lhs, class Rhs>
+  static void product_in_pieces(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
+    constexpr Index limit = static_cast<Index>(EIGEN_STACK_ALLOCATION_LIMIT / sizeof(S));
+    const Index M = lhs.rows(), K = lhs.cols(), N = rhs.cols();
+    if (K * std::max(M, N) <= limit) {
+      if constexpr (Add) dst.noalias() += lhs * rhs;
+      else dst.noalias() = lhs * rhs;
+      return;
+    }
+    constexpr Index kp = std::min<Index>(256, limit / 64);
+    constexpr Index np = limit / kp;
+    for (Index i = 0; i < M; i += np) {
+      const Index mi = std::min(np, M - i);
+      for (Index j = 0; j < N; j += np) {
+        const Index nj = std::min(np, N - j);
+        for (Index k = 0; k < K; k += kp) {
+          const Index kk = std::min(kp, K - k);
+          if (Add || k > 0)
+            dst.block(i, j, mi, nj).noalias() += lhs.block(i, k, mi, kk) * rhs.block(k, j, kk, nj);
+          else
+            dst.block(i, j, mi, nj).noalias() = lhs.block(i, k, mi, kk) * rhs.block(k, j, kk, nj);
+        }
+      }
+    }
+  }
   static Index num_blocks(Index n) { return (n + kBlock - 1) / kBlock; }
   static int threads_for(Index blocks) {
     return static_cast<int>(std::max<Index>(1, std::min<Index>(num_threads(), blocks)));
@@ -315,7 +347,7 @@ class MLPVectorField {
           Act::forward(col.data(), col.data(), th.aux.data(), h);
         }
       } else {
-        z.topLeftCorner(h, nb).noalias() = weight(l) * input->topLeftCorner(fan_in(l), nb);
+        product_in_pieces<false>(z.topLeftCorner(h, nb), weight(l), input->topLeftCorner(fan_in(l), nb));
         for (Index j = 0; j < nb; ++j) {
           S* col = z.data() + j * stride;
           Eigen::Map<Vector<S>>(col, h) += bias_l;
@@ -348,14 +380,14 @@ class MLPVectorField {
         }
         continue;
       }
-      z.middleCols(j0, nb).noalias() = weight(l) * ws.a[ul].middleCols(j0, nb);
+      product_in_pieces<false>(z.middleCols(j0, nb), weight(l), ws.a[ul].middleCols(j0, nb));
       for (Index j = j0; j < j0 + nb; ++j) {
         S* col = z.data() + j * h;
         Eigen::Map<Vector<S>>(col, h) += bias_l;
         Act::forward(col, col, aux ? aux + j * h : nullptr, h);
       }
     }
-    ws.out.middleCols(j0, nb).noalias() = weight(L - 1) * ws.a[static_cast<std::size_t>(L) - 1].middleCols(j0, nb);
+    product_in_pieces<false>(ws.out.middleCols(j0, nb), weight(L - 1), ws.a[static_cast<std::size_t>(L) - 1].middleCols(j0, nb));
     ws.out.middleCols(j0, nb).colwise() += bias(L - 1);
   }
 
@@ -381,11 +413,11 @@ class MLPVectorField {
         }
         break;
       }
-      WeightMap(g + woff(l), fan_out(l), fan_in(l)).noalias() += dz * input.transpose();
+      product_in_pieces<true>(WeightMap(g + woff(l), fan_out(l), fan_in(l)), dz, input.transpose());
       if (l == 0) break;
       // dz_{l-1} = (W_l^T dz_l) .* f'(z_{l-1}), with the bias gradient of layer l-1 in the same pass.
       Matrix<S>& prev = th.dz[ul - 1];
-      prev.leftCols(nb).noalias() = weight(l).transpose() * dz;
+      product_in_pieces<false>(prev.leftCols(nb), weight(l).transpose(), dz);
       BiasMap db(g + boff(l - 1), fan_out(l - 1));
       const Index h = prev.rows();
       const S* act = ws.a[ul].data() + j0 * h;
