@@ -141,7 +141,7 @@ class MLPVectorField {
   /// Sizes `ws` for batches of n samples (allocates only when the shape changes).
   void prepare(Workspace& ws, Index n) const {
     ensure_model(ws);
-    if (ws.batch == n && matches_widths(ws)) return;
+    if (ws.batch == n) return;  // ensure_model reset batch to 0 if the architecture changed
     const auto L = static_cast<std::size_t>(num_layers());
     ws.a.resize(L);
     ws.aux.resize(L);
@@ -216,7 +216,7 @@ class MLPVectorField {
   template <class DG>
   void backward(const Eigen::MatrixBase<DG>& grad_out, Workspace& ws) {
     constexpr const char* where = "flowmatch::MLPVectorField::backward";
-    if (ws.batch <= 0 || ws.a.size() != static_cast<std::size_t>(num_layers()))
+    if (ws.batch <= 0 || ws.widths != widths_)
       throw InvalidArgument(std::string(where) + ": argument 'ws' holds no forward pass of this model; call forward_train first");
     detail::require_rows(where, "grad_out", grad_out.rows(), dim());
     detail::require_cols(where, "grad_out", grad_out.cols(), ws.batch);
@@ -254,12 +254,6 @@ class MLPVectorField {
 
   Index woff(Index l) const { return weight_offsets_[static_cast<std::size_t>(l)]; }
   Index boff(Index l) const { return bias_offsets_[static_cast<std::size_t>(l)]; }
-  bool matches_widths(const Workspace& ws) const {
-    if (ws.a.size() != static_cast<std::size_t>(num_layers()) || ws.out.rows() != dim()) return false;
-    for (std::size_t l = 0; l < ws.a.size(); ++l)
-      if (ws.a[l].rows() != widths_[l]) return false;
-    return true;
-  }
 
   bool small_fan_in() const { return fan_in(0) <= kSmallFanIn; }
 
