@@ -73,7 +73,7 @@ class MLPVectorField {
   /// A network for data dimension `dim` with the given hidden widths, initialised as PyTorch's
   /// `nn.Linear` (weights and biases uniform in +-1/sqrt(fan_in)) from `rng`.
   MLPVectorField(Index dim, std::vector<Index> hidden_widths, Rng& rng)
-      : MLPVectorField(dim, dim, std::move(hidden_widths), rng) {}
+      : MLPVectorField(checked_dim(dim), dim, std::move(hidden_widths), rng) {}
 
   MLPVectorField(Index dim, std::vector<Index> hidden_widths, Rng&& rng)
       : MLPVectorField(dim, std::move(hidden_widths), rng) {}
@@ -270,6 +270,11 @@ class MLPVectorField {
   static constexpr Index kBlock = 32;
   /// Fan-ins up to this use a fused axpy kernel for the first layer instead of a matrix product.
   static constexpr Index kSmallFanIn = 8;
+
+  static Index checked_dim(Index dim) {
+    if (dim <= 0) detail::throw_invalid("flowmatch::MLPVectorField::MLPVectorField", "dim", dim, "must be at least 1");
+    return dim;
+  }
 
   Index woff(Index l) const { return weight_offsets_[static_cast<std::size_t>(l)]; }
   Index boff(Index l) const { return bias_offsets_[static_cast<std::size_t>(l)]; }
