@@ -4,6 +4,7 @@
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
+#include "flowmatch/core/denormals.hpp"
 #include "flowmatch/core/threads.hpp"
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
