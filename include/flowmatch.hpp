@@ -10,6 +10,7 @@
 #include "flowmatch/distribution/concepts.hpp"
 #include "flowmatch/distribution/gaussian.hpp"
 #include "flowmatch/distribution/gaussian_mixture.hpp"
+#include "flowmatch/metrics/assignment.hpp"
 #include "flowmatch/nn/activation.hpp"
 #include "flowmatch/nn/concepts.hpp"
 #include "flowmatch/nn/mlp_vector_field.hpp"
