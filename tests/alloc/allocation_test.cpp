@@ -409,6 +409,26 @@ TEST_CASE("Midpoint Heun RK4 and Dopri5 steps on a learned vector field allocate
   }
 }
 
+TEST_CASE("Euler-Maruyama steps of the Langevin flow SDE on a learned vector field allocate nothing after the first",
+          "[alloc][sde]") {
+  ThreadsGuard guard;
+  SeedModel model = seed_model();
+  train_a_little(model);
+  using S = SeedModel::Scalar;
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    Rng rng(13);
+    Matrix<S> x = Gaussian::standard(2, 1.0).sample<S>(kSeedBatch, rng);
+    LangevinFlowSDE<SeedModel, LinearAlpha, SquareRootBeta> sde(model, 0.5);
+    EulerMaruyamaSimulator em(sde);
+    em.step(x, 0.0, 0.01, rng);  // warm-up
+    const Counts steps = count_allocations([&] { em.simulate_inplace(x, 0.01, 0.99, 20, rng); });
+    INFO("threads " << threads << ": 20 Euler-Maruyama steps, " << steps.total() << " allocations");
+    CHECK(steps.total() == 0);
+    CHECK(x.allFinite());
+  }
+}
+
 TEST_CASE("MLPVectorField::forward with a reused workspace allocates nothing", "[alloc][nn]") {
   ThreadsGuard guard;
   const SeedModel model = seed_model();
