@@ -114,9 +114,11 @@ class MLPJacobian {
     require_linearized("divergence", dim(), linearized_);
     if (out.size() != linearized_) detail::throw_dimension("flowmatch::MLPJacobian::divergence", "out", "size", out.size(), linearized_);
     out.setZero();
+    const Index h = width(1);
     for (Index k = 0; k < dim(); ++k) {
-      tan_[0].topRows(width(1)) = model_.weight(0).col(k).replicate(1, linearized_);  // W_0 e_k in every column
-      propagate_tangent(jv_);
+      // Tangent of a_1 for the direction e_k: f'(z_1) * W_0[:, k] in every column (fused).
+      tan_[0].topRows(h).array() = fp_[1].array().colwise() * model_.weight(0).col(k).array();
+      propagate_tangent(jv_, 2);
       for (Index j = 0; j < linearized_; ++j) out(j) += static_cast<typename DO::Scalar>(jv_(k, j));
     }
   }
@@ -177,16 +179,17 @@ class MLPJacobian {
     Act::backward(a.data(), aux_[ul].data(), fp_[ul].data(), count);  // 1 * f'(z)
   }
 
-  /// tan_[0] holds W_0 v (the tangent of z_1): runs it through the network into out.
+  /// tan_[0] holds the tangent of z_1 (first = 1: W_0 v) or already of a_1 (first = 2): runs it
+  /// through the rest of the network into out.
   template <class DO>
-  void propagate_tangent(DO& out) {
+  void propagate_tangent(DO& out, int first = 1) {
     const Index L = layers();
     std::size_t cur = 0;
     for (Index l = 1; l < L; ++l) {
       const auto ul = static_cast<std::size_t>(l);
       const Index h = width(l);
       Eigen::Block<Matrix<S>> dz = tan_[cur].topRows(h);
-      dz.array() *= fp_[ul].array();
+      if (l > 1 || first == 1) dz.array() *= fp_[ul].array();
       if (l + 1 < L) {
         tan_[1 - cur].topRows(width(l + 1)).noalias() = model_.weight(l) * dz;
         cur = 1 - cur;
