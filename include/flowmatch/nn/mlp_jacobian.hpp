@@ -60,8 +60,8 @@ class MLPJacobian {
     // z = W_0 [x; t] + b_0 = W_0[:, :d] x + (W_0[:, d] t + b_0).
     Matrix<S>& z0 = a_[1];
     z0.noalias() = model_.weight(0).leftCols(d) * x.template cast<S>();
-    const Vector<S> shift = model_.weight(0).col(d) * static_cast<S>(t) + model_.bias(0);
-    z0.colwise() += shift;
+    shift_.noalias() = model_.weight(0).col(d) * static_cast<S>(t) + model_.bias(0);
+    z0.colwise() += shift_;
     activate(1);
     for (Index l = 1; l + 1 < L; ++l) {
       const auto ul = static_cast<std::size_t>(l);
@@ -209,6 +209,7 @@ class MLPJacobian {
   const Model& model_;
   std::vector<Matrix<S>> a_, fp_, aux_, tan_, adj_;
   Matrix<S> u_, jv_;
+  Vector<S> shift_;
   Index batch_ = 0;
   Index linearized_ = 0;
 };
