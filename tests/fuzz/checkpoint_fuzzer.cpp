@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     const fm::detail::DecodedCheckpoint d = fm::detail::decode_checkpoint_payload(data, size, "fuzz-payload");
-    static fm::MLPVectorField<float> model(1, {3}, 1);  // widths 2-3-1, 13 parameters
+    static fm::MLPVectorField<float> model(2, {2}, 1);  // widths 3-2-2 (as the seed corpus), 14 parameters
     static fm::Adam<float> adam(1e-3);
     try {
       fm::detail::check_model(d, model, "fuzz");

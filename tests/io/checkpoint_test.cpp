@@ -394,6 +394,7 @@ TEST_CASE("Checkpoint: each kind of bad file throws its own error and leaves the
   SECTION("a missing file") {
     CHECK_THROWS_AS(load_checkpoint(dir / "missing.fmck", target), CheckpointIOError);
     CHECK_THROWS_WITH(load_checkpoint(dir / "missing.fmck", target), Catch::Contains("missing.fmck"));
+    CHECK_THROWS_AS(load_checkpoint(dir.path, target), CheckpointIOError);  // a folder
   }
   SECTION("an empty file and a file shorter than the header") {
     CHECK_THROWS_AS(load_bad({}), CheckpointTruncatedError);
@@ -544,4 +545,33 @@ TEST_CASE("PeriodicCheckpoint saves every N steps, keeps the last K files and re
   CHECK(model2.parameters() == model.parameters());
   CHECK_THROWS_AS(PeriodicCheckpoint(trainer, dir.path, 0, 2), InvalidArgument);
   CHECK_THROWS_AS(PeriodicCheckpoint(trainer, dir.path, 5, 0), InvalidArgument);
+}
+
+TEST_CASE("Checkpoint files written by an independent encoder (tests/fuzz/make_corpus.py) load", "[io][checkpoint]") {
+  const fs::path corpus = fs::path(__FILE__).parent_path().parent_path() / "fuzz" / "corpus" / "checkpoint";
+  if (!fs::exists(corpus)) {
+    WARN("seed corpus not found at " << corpus << " (sources moved?): skipped");
+    return;
+  }
+  const CheckpointInfo info = read_checkpoint_info(corpus / "adam_trainer.fmck");
+  CHECK(info.layer_widths == std::vector<Index>{3, 2, 2});
+  CHECK(info.num_parameters == 14);
+  CHECK(info.optimizer == "adam");
+  CHECK(info.optimizer_steps == 3);
+  CHECK(info.steps_done == 3);
+  MLPVectorField<float> model(2, {2}, 1);
+  Adam<float> adam(1e-3);
+  CFMTrainer trainer(seed_path(), model, adam, 2);
+  load_checkpoint(corpus / "adam_trainer.fmck", trainer);
+  CHECK(trainer.steps_done() == 3);
+  CHECK(adam.first_moment().size() == 14);
+  CHECK(model.parameters().cwiseAbs().maxCoeff() <= 1.0f);
+  load_checkpoint(corpus / "model_only.fmck", model);
+  SGD<float> sgd(0.5, 0.9, true);
+  load_checkpoint(corpus / "sgd_nesterov.fmck", model, sgd);
+  CHECK(sgd.learning_rate() == 0.01);
+  CHECK(sgd.steps_taken() == 2);
+  MLPVectorField<double, Tanh> small(1, {3}, 1);
+  load_checkpoint(corpus / "double_tanh_model.fmck", small);
+  CHECK_THROWS_AS(load_checkpoint(corpus / "adam_trainer.payload", model), CheckpointMagicError);
 }

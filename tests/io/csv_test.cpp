@@ -107,6 +107,8 @@ TEST_CASE("CSV: each kind of bad input names the file, line and column", "[io][c
       CHECK_THAT(std::string(e.what()), Catch::Contains("NaN and infinity are not allowed"));
     }
     CHECK_THAT(std::string(error_of("1e999\n").what()), Catch::Contains("out of the range of double"));
+    CHECK(parse_csv("1e-400,-1e-310\n")(0, 0) == 0.0);  // underflow is not an error
+    CHECK(parse_csv("1e-400,-1e-310\n")(1, 0) == -1e-310);
     try {
       (void)parse_csv<float>("1\n1e39\n", "f.csv");
       FAIL("1e39 read as a float");

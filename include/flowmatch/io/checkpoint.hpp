@@ -47,6 +47,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -381,6 +382,7 @@ inline DecodedCheckpoint decode_checkpoint_payload(const unsigned char* data, st
     const std::uint64_t n = r.u64("SGD momentum buffer size");
     if (n != 0 && (n != num_params || d.momentum == 0.0))
       r.fail("SGD momentum buffer size " + std::to_string(n) + " does not fit the parameters and momentum");
+    if (n == 0 && d.momentum > 0.0 && d.optimizer_steps != 0) r.fail("SGD has taken momentum steps but holds no buffer");
     d.buffer = r.scalars(n, d.scalar_size, "SGD momentum buffer");
     if (!all_finite(d.buffer, d.scalar_size)) r.fail("SGD's momentum buffer holds a NaN or an infinity");
   } else if (d.optimizer != kOptimizerNone) {
@@ -455,6 +457,9 @@ inline DecodedCheckpoint decode_checkpoint(const unsigned char* data, std::size_
 
 /// The whole file, read into memory (the size is the file's own, never a number read from it).
 inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& file, const char* where) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw CheckpointIOError(std::string(where) + ": '" + file.string() + "' is a folder, not a checkpoint file");
   std::ifstream in(file, std::ios::binary | std::ios::ate);
   if (!in)
     throw CheckpointIOError(std::string(where) + ": cannot open '" + file.string() + "' for reading: " +

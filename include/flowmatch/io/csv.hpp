@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -115,7 +116,12 @@ FieldStatus parse_field(std::string_view field, S& out) {
   double value = 0.0;
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   if (ec == std::errc::invalid_argument || end != digits.data() + digits.size()) return FieldStatus::NotANumber;
-  if (ec == std::errc::result_out_of_range) return FieldStatus::OutOfRange;
+  if (ec == std::errc::result_out_of_range) {
+    // Overflow or underflow: strtod tells them apart (HUGE_VAL, or a tiny or zero value, kept).
+    const std::string copy(digits);
+    value = std::strtod(copy.c_str(), nullptr);
+    if (!std::isfinite(value)) return FieldStatus::OutOfRange;
+  }
   if (!std::isfinite(value)) return FieldStatus::NonFinite;
   if (std::abs(value) > static_cast<double>(std::numeric_limits<S>::max())) return FieldStatus::OutOfRange;
   out = static_cast<S>(value);
