@@ -50,7 +50,64 @@ PoisonedPath poisoned(long long first, long long last) {
   return PoisonedPath(g);
 }
 
+// An MLP whose backward pass writes a NaN into the gradient at one call (finite loss, bad
+// gradient): what check_gradient exists for.
+struct NaNGradientModel {
+  using Scalar = float;
+  using Workspace = MLPVectorField<float>::Workspace;
+  MLPVectorField<float> inner{2, {16}, 1};
+  long long backward_calls = 0, poison_at = -1;
+
+  Index dim() const { return inner.dim(); }
+  template <class DX, TimeArgument T, class DO>
+  void forward(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DO>& out, Workspace& ws) const {
+    inner.forward(x, t, out, ws);
+  }
+  template <class DX, TimeArgument T>
+  const Matrix<float>& forward_train(const Eigen::MatrixBase<DX>& x, const T& t, Workspace& ws) const {
+    return inner.forward_train(x, t, ws);
+  }
+  template <class DG>
+  void backward(const Eigen::MatrixBase<DG>& grad_out, Workspace& ws) {
+    inner.backward(grad_out, ws);
+    if (++backward_calls == poison_at) inner.gradients()(5) = std::numeric_limits<float>::quiet_NaN();
+  }
+  Vector<float>& parameters() { return inner.parameters(); }
+  const Vector<float>& parameters() const { return inner.parameters(); }
+  Vector<float>& gradients() { return inner.gradients(); }
+  const Vector<float>& gradients() const { return inner.gradients(); }
+};
+static_assert(TrainableVectorField<NaNGradientModel>);
+
 }  // namespace
+
+TEST_CASE("Training guard: check_gradient stops a non-finite gradient before it reaches the optimizer", "[train][errors][guards]") {
+  using Path = GaussianConditionalPath<LinearAlpha, LinearBeta, Gaussian>;
+  const Path path(Gaussian::standard(2, 1.0));
+  for (const bool check : {false, true}) {
+    INFO("check_gradient " << check);
+    NaNGradientModel model;
+    model.poison_at = 3;
+    Adam<float> adam(1e-2);
+    TrainerOptions options;
+    options.check_gradient = check;
+    CFMTrainer trainer(path, model, adam, 4, options);
+    trainer.train(2, 32);
+    const Vector<float> after_step2 = model.parameters();
+    if (!check) {
+      // Unchecked, the NaN goes through Adam into the parameters (and every later loss is NaN).
+      CHECK(std::isfinite(trainer.step(32)));
+      CHECK_FALSE(model.parameters().allFinite());
+      CHECK_THROWS_AS(trainer.step(32), NumericalError);
+    } else {
+      CHECK_THROWS_WITH(trainer.step(32), Catch::Contains("gradient norm is nan at step 3"));
+      CHECK(model.parameters() == after_step2);
+      CHECK(adam.steps_taken() == 2);
+      CHECK(std::isfinite(trainer.step(32)));  // the next gradient is clean
+      CHECK(model.parameters().allFinite());
+    }
+  }
+}
 
 TEST_CASE("Training guard: a NaN in a batch stops training with the step named and the model unchanged", "[train][errors][guards]") {
   MLPVectorField<float> model(2, {16}, 1);
