@@ -338,6 +338,32 @@ TEST_CASE("CFMTrainer::step on the seed workload allocates nothing after the fir
   }
 }
 
+TEST_CASE("CFMTrainer::step with the gradient check and clipping by norm allocates nothing after the first step",
+          "[alloc][train][guards]") {
+  ThreadsGuard guard;
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    SeedModel model = seed_model();
+    Adam<float> adam(1e-3);
+    TrainerOptions options;
+    options.check_gradient = true;
+    options.max_grad_norm = 1e-3;  // small enough that every step clips
+    options.on_non_finite = NonFinitePolicy::SkipBatch;
+    CFMTrainer trainer(GaussianConditionalPath(GaussianMixture::symmetric_2D(11, 1.0, 10.0), LinearAlpha{},
+                                               SquareRootBeta{}),
+                       model, adam, 1, options);
+    trainer.step(kSeedBatch);  // warm-up
+    for (int k = 0; k < 3; ++k) {
+      double loss = 0.0;
+      const Counts c = count_allocations([&] { loss = trainer.step(kSeedBatch); });
+      INFO("threads " << threads << ", guarded step " << k + 2 << ": operator new " << c.operator_new << ", malloc "
+                      << c.malloc << " (loss " << loss << ")");
+      CHECK(c.total() == 0);
+    }
+    CHECK(trainer.clipped_steps() == 4);
+  }
+}
+
 TEST_CASE("EulerSimulator::step and simulate_inplace on a learned vector field allocate nothing after the first step",
           "[alloc][ode]") {
   ThreadsGuard guard;
