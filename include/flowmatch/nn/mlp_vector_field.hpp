@@ -72,6 +72,7 @@ class MLPVectorField {
       Matrix<S> y;                ///< AVX-512 kernels: second layer's output of one block, 16 x block
       Matrix<S> dz2;              ///< AVX-512 kernels: its delta, zero-padded to 16 rows
       Matrix<S> dw2t;             ///< AVX-512 kernels: this thread's second weight gradient, 16 x K
+      Matrix<S> h, s;             ///< AVX-512 kernels, fused loss: a block's first hidden layer and sigmoid
       double loss = 0.0;          ///< mse_loss_and_gradient: this thread's sum of squared errors
     };
     std::vector<Thread> threads;
@@ -319,12 +320,12 @@ class MLPVectorField {
       const detail::FlushDenormals flush;  // see core/denormals.hpp
       typename Workspace::Thread& th = ws.threads[static_cast<std::size_t>(worker)];
       const Index j0 = b * kBlock, nb = std::min(kBlock, n - b * kBlock);
-      forward_block(ws, &th, j0, nb);
+      forward_block(ws, &th, j0, nb, true);
       auto g = ws.grad_out.middleCols(j0, nb);
       g.noalias() = ws.out.middleCols(j0, nb) - target.middleCols(j0, nb).template cast<S>();
       th.loss += static_cast<double>(g.squaredNorm());
       g *= scale;
-      backward_block(ws.grad_out, ws, th, j0, nb);
+      backward_block(ws.grad_out, ws, th, j0, nb, true);
     };
     detail::ThreadPool::global().run(blocks, threads, body);
     reduce_gradients(ws, threads);
@@ -478,6 +479,8 @@ class MLPVectorField {
         th.y.resize(16, kBlock);
         th.dz2.setZero(16, kBlock);
         th.dw2t.resize(16, fan_out(0));
+        th.h.resize(fast_ld(), kBlock);
+        th.s.resize(fast_ld(), kBlock);
       }
     }
   }
@@ -558,7 +561,11 @@ class MLPVectorField {
   }
 
   /// Forward pass over columns [j0, j0 + nb) of the batch, layer after layer.
-  void forward_block(Workspace& ws, [[maybe_unused]] typename Workspace::Thread* th, Index j0, Index nb) const {
+  /// With `local` (the fused mse_loss_and_gradient), the AVX-512 path keeps the block's first
+  /// hidden layer in the thread's block buffers instead of the batch-wide ws.a[1] / ws.aux[1]:
+  /// they stay in cache from one block to the next and the batch-wide pages are never touched.
+  void forward_block(Workspace& ws, [[maybe_unused]] typename Workspace::Thread* th, Index j0, Index nb,
+                     [[maybe_unused]] bool local = false) const {
     const Index L = num_layers();
     Index first = 0;
 #if defined(__AVX512F__)
@@ -567,8 +574,8 @@ class MLPVectorField {
         // Layers 0 and 1 by the AVX-512 kernels, saving h = a[1] and s = aux[1] for backward.
         const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
         const Index ld = fast_ld();
-        S* h = ws.a[1].data() + j0 * ld;
-        S* sg = ws.aux[1].data() + j0 * ld;
+        S* h = local ? th->h.data() : ws.a[1].data() + j0 * ld;
+        S* sg = local ? th->s.data() : ws.aux[1].data() + j0 * ld;
         detail::avx512::dispatch_fan_in(F, [&](auto FF) {
           detail::avx512::first_layer_silu<decltype(FF)::value, true>(ws.w0.data(), bias(0).data(), ws.a[0].data() + j0 * F, F,
                                                                 K, nb, h, sg, ld);
@@ -615,7 +622,7 @@ class MLPVectorField {
   /// Backward pass over columns [j0, j0 + nb), accumulating into the thread's gradient.
   template <class DG>
   void backward_block(const Eigen::MatrixBase<DG>& grad_out, const Workspace& ws,
-                      typename Workspace::Thread& th, Index j0, Index nb) const {
+                      typename Workspace::Thread& th, Index j0, Index nb, [[maybe_unused]] bool local = false) const {
     const Index L = num_layers();
     S* g = th.grad.data();
     // Output layer: dz_{L-1} is grad_out itself.
@@ -631,8 +638,8 @@ class MLPVectorField {
           const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
           th.dz2.topLeftCorner(M, nb) = dz;  // rows M..15 stay zero
           const Index ld = fast_ld();
-          const S* h = ws.a[1].data() + j0 * ld;
-          const S* sg = ws.aux[1].data() + j0 * ld;
+          const S* h = local ? th.h.data() : ws.a[1].data() + j0 * ld;
+          const S* sg = local ? th.s.data() : ws.aux[1].data() + j0 * ld;
           detail::avx512::second_layer_weight_gradient(th.dz2.data(), h, K, nb, th.dw2t.data(), ld);
           const S* w2p = M == 16 ? parameters_.data() + woff(1) : ws.w2p.data();
           detail::avx512::dispatch_fan_in(F, [&](auto FF) {
