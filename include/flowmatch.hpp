@@ -2,7 +2,6 @@
 /// \file
 /// flowmatch: Flow Matching generative models on the CPU, over Eigen. The umbrella header.
 
-#include "flowmatch/core/assignment.hpp"
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/sinkhorn.hpp"
@@ -22,6 +21,7 @@
 #include "flowmatch/distribution/moons.hpp"
 #include "flowmatch/distribution/standard_normal.hpp"
 #include "flowmatch/distribution/swiss_roll.hpp"
+#include "flowmatch/metrics/assignment.hpp"
 #include "flowmatch/nn/activation.hpp"
 #include "flowmatch/nn/concepts.hpp"
 #include "flowmatch/nn/mlp_vector_field.hpp"

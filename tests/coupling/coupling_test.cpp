@@ -9,7 +9,7 @@
 #include <numeric>
 #include <vector>
 
-#include <flowmatch/core/assignment.hpp>
+#include <flowmatch/metrics/assignment.hpp>
 #include <flowmatch/coupling/concepts.hpp>
 #include <flowmatch/coupling/independent.hpp>
 #include <flowmatch/coupling/minibatch_ot.hpp>

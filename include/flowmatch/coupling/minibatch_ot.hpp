@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "flowmatch/core/assignment.hpp"
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/sinkhorn.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/metrics/assignment.hpp"
 
 namespace flowmatch {
 
@@ -20,7 +20,7 @@ namespace flowmatch {
 /// less and the learned flow is straighter (fewer Euler steps for the same quality).
 ///
 /// - batches of at most `exact_max_batch` (default 1024) samples: the exact assignment (the
-///   permutation of least total cost; solve_assignment, O(n^3)); it uses no random numbers;
+///   permutation of least total cost, by AssignmentSolver); it uses no random numbers;
 /// - larger batches: the entropic plan (sinkhorn(), regularisation `reg` times the batch's
 ///   largest cost, as torchcfm normalises the cost by its maximum), rounded to a one-to-one
 ///   pairing by pairing_from_plan().
@@ -82,7 +82,7 @@ class MinibatchOTCoupling {
         max_cost = std::max(max_cost, c);
       }
     if (uses_exact(n)) {
-      solve_assignment(ws_.cost, row_to_col, ws_.assignment);
+      ws_.assignment.solve(ws_.cost, row_to_col);
     } else {
       sinkhorn(ws_.cost, reg_ * (max_cost > 0.0 ? max_cost : 1.0), ws_.plan, ws_.sinkhorn);
       pairing_from_plan(ws_.plan, rng, row_to_col, ws_.pairing);
@@ -113,7 +113,7 @@ class MinibatchOTCoupling {
   struct Workspace {
     RowMajorMatrix<double> cost;
     Matrix<double> plan;
-    AssignmentWorkspace assignment;
+    AssignmentSolver assignment;
     SinkhornWorkspace sinkhorn;
     PlanPairingWorkspace pairing;
     std::vector<Index> row_to_col;
