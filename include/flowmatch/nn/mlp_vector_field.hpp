@@ -73,14 +73,30 @@ class MLPVectorField {
   /// A network for data dimension `dim` with the given hidden widths, initialised as PyTorch's
   /// `nn.Linear` (weights and biases uniform in +-1/sqrt(fan_in)) from `rng`.
   MLPVectorField(Index dim, std::vector<Index> hidden_widths, Rng& rng)
+      : MLPVectorField(checked_dim(dim), dim, std::move(hidden_widths), rng) {}
+
+  MLPVectorField(Index dim, std::vector<Index> hidden_widths, Rng&& rng)
+      : MLPVectorField(dim, std::move(hidden_widths), rng) {}
+
+  /// As above, with a generator seeded by `seed`.
+  MLPVectorField(Index dim, std::vector<Index> hidden_widths, std::uint64_t seed = 0)
+      : MLPVectorField(dim, std::move(hidden_widths), Rng(seed)) {}
+
+  /// A network on [in; t] with `input_dim` rows of features `in` (plus the time row) and
+  /// `output_dim` outputs: the trunk of fields whose input is more than x, such as a Fourier time
+  /// embedding or a one-hot class label concatenated to x. For a vector field on R^d,
+  /// input_dim = output_dim = d (the constructors above).
+  MLPVectorField(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, Rng& rng)
       : hidden_widths_(std::move(hidden_widths)) {
     constexpr const char* where = "flowmatch::MLPVectorField::MLPVectorField";
-    if (dim <= 0) detail::throw_invalid(where, "dim", dim, "must be at least 1");
+    if (input_dim <= 0) detail::throw_invalid(where, "input_dim", input_dim, "must be at least 1");
+    if (output_dim <= 0) detail::throw_invalid(where, "output_dim", output_dim, "must be at least 1");
+    const Index dim = output_dim;
     for (std::size_t l = 0; l < hidden_widths_.size(); ++l)
       if (hidden_widths_[l] <= 0)
         detail::throw_invalid(where, "hidden_widths[" + std::to_string(l) + "]", hidden_widths_[l],
                               "every hidden width must be at least 1");
-    widths_.push_back(dim + 1);
+    widths_.push_back(input_dim + 1);
     for (Index w : hidden_widths_) widths_.push_back(w);
     widths_.push_back(dim);
     Index offset = 0;
@@ -95,12 +111,11 @@ class MLPVectorField {
     reset_parameters(rng);
   }
 
-  MLPVectorField(Index dim, std::vector<Index> hidden_widths, Rng&& rng)
-      : MLPVectorField(dim, std::move(hidden_widths), rng) {}
+  MLPVectorField(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, Rng&& rng)
+      : MLPVectorField(input_dim, output_dim, std::move(hidden_widths), rng) {}
 
-  /// As above, with a generator seeded by `seed`.
-  MLPVectorField(Index dim, std::vector<Index> hidden_widths, std::uint64_t seed = 0)
-      : MLPVectorField(dim, std::move(hidden_widths), Rng(seed)) {}
+  MLPVectorField(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, std::uint64_t seed)
+      : MLPVectorField(input_dim, output_dim, std::move(hidden_widths), Rng(seed)) {}
 
   /// Re-draws every weight and bias uniformly in +-1/sqrt(fan_in) (PyTorch's default).
   void reset_parameters(Rng& rng) {
@@ -114,9 +129,12 @@ class MLPVectorField {
     }
   }
 
+  /// Output dimension d (also the input dimension of a field on R^d).
   Index dim() const { return widths_.back(); }
+  /// Rows of the input x (without the time row): dim() unless built with separate dimensions.
+  Index input_dim() const { return widths_.front() - 1; }
   const std::vector<Index>& hidden_widths() const { return hidden_widths_; }
-  /// Widths of every layer boundary: d + 1, the hidden widths, d.
+  /// Widths of every layer boundary: input_dim() + 1, the hidden widths, dim().
   const std::vector<Index>& layer_widths() const { return widths_; }
   /// Number of affine layers (hidden layers + 1).
   Index num_layers() const { return static_cast<Index>(widths_.size()) - 1; }
@@ -160,7 +178,7 @@ class MLPVectorField {
                Workspace& ws) const {
     auto& out = detail::writable(out_);
     constexpr const char* where = "flowmatch::MLPVectorField::forward";
-    detail::require_rows(where, "x", x.rows(), dim());
+    detail::require_rows(where, "x", x.rows(), input_dim());
     const Index n = x.cols();
     if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
     detail::require_unit_times(where, "t", t, n);
@@ -191,17 +209,18 @@ class MLPVectorField {
   template <class DX, TimeArgument T>
   const Matrix<S>& forward_train(const Eigen::MatrixBase<DX>& x, const T& t, Workspace& ws) const {
     constexpr const char* where = "flowmatch::MLPVectorField::forward";
-    detail::require_rows(where, "x", x.rows(), dim());
+    detail::require_rows(where, "x", x.rows(), input_dim());
     const Index n = x.cols();
     if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
     detail::require_unit_times(where, "t", t, n);
     prepare(ws, n);
     Matrix<S>& a0 = ws.a[0];
-    a0.topRows(dim()) = x.template cast<S>();
+    const Index din = input_dim();
+    a0.topRows(din) = x.template cast<S>();
     if constexpr (std::is_arithmetic_v<T>) {
-      a0.row(dim()).setConstant(static_cast<S>(t));
+      a0.row(din).setConstant(static_cast<S>(t));
     } else {
-      for (Index j = 0; j < n; ++j) a0(dim(), j) = static_cast<S>(t(j));
+      for (Index j = 0; j < n; ++j) a0(din, j) = static_cast<S>(t(j));
     }
     if (small_fan_in()) ws.w0 = weight(0);  // column-major copy: one contiguous column per input
     const Index blocks = num_blocks(n);
@@ -251,6 +270,11 @@ class MLPVectorField {
   static constexpr Index kBlock = 32;
   /// Fan-ins up to this use a fused axpy kernel for the first layer instead of a matrix product.
   static constexpr Index kSmallFanIn = 8;
+
+  static Index checked_dim(Index dim) {
+    if (dim <= 0) detail::throw_invalid("flowmatch::MLPVectorField::MLPVectorField", "dim", dim, "must be at least 1");
+    return dim;
+  }
 
   Index woff(Index l) const { return weight_offsets_[static_cast<std::size_t>(l)]; }
   Index boff(Index l) const { return bias_offsets_[static_cast<std::size_t>(l)]; }
@@ -323,7 +347,7 @@ class MLPVectorField {
   template <class DX, TimeArgument T, class DO>
   void inference_block(const Eigen::MatrixBase<DX>& x, const T& t, Eigen::MatrixBase<DO>& out,
                        const Workspace& ws, typename Workspace::Thread& th, Index j0, Index nb) const {
-    const Index d = dim(), L = num_layers();
+    const Index d = input_dim(), L = num_layers();
     for (Index j = 0; j < nb; ++j) {
       for (Index i = 0; i < d; ++i) th.in(i, j) = static_cast<S>(x(i, j0 + j));
       th.in(d, j) = static_cast<S>(detail::time_at(t, j0 + j));

@@ -2,6 +2,7 @@
 /// \file
 /// The flow ODE dx/dt = u_theta(x, t) of a learned vector field.
 
+#include "flowmatch/core/error.hpp"
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/concepts.hpp"
@@ -16,7 +17,14 @@ class LearnedVectorFieldODE {
  public:
   using Scalar = typename Model::Scalar;
 
-  explicit LearnedVectorFieldODE(const Model& model) : model_(model) {}
+  explicit LearnedVectorFieldODE(const Model& model) : model_(model) {
+    if constexpr (requires { model.input_dim(); }) {
+      if (static_cast<Index>(model.input_dim()) != static_cast<Index>(model.dim()))
+        detail::throw_dimension("flowmatch::LearnedVectorFieldODE::LearnedVectorFieldODE", "model",
+                                "input dimension", static_cast<long long>(model.input_dim()),
+                                static_cast<long long>(model.dim()));
+    }
+  }
 
   Index dim() const { return static_cast<Index>(model_.dim()); }
 
