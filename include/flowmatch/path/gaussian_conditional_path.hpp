@@ -237,6 +237,29 @@ class GaussianConditionalPath {
     detail::require_rows("flowmatch::GaussianConditionalPath::sample_training_batch", "batch.z",
                          batch.z.rows(), dim());
     p_data_.sample(rng, batch.z);
+    complete_training_batch(rng, batch);
+  }
+
+  /// The same for a data distribution with classes (`p_data().sample_labelled(rng, z, labels)`,
+  /// e.g. GaussianMixture, Moons): also writes each column's class into `labels` (resized to the
+  /// batch size). The draws are those of the unlabelled call. Only with the independent coupling (a
+  /// minibatch OT coupling would pair across classes and reorder z without its labels).
+  template <Real S, class Labels>
+    requires requires(const Data& d, Rng& r, Matrix<S>& z, Labels& l) { d.sample_labelled(r, z, l); }
+  void sample_training_batch(Rng& rng, TrainingBatch<S>& batch, Labels& labels) const {
+    static_assert(std::same_as<Coup, IndependentCoupling>,
+                  "flowmatch::GaussianConditionalPath: labelled training batches need the IndependentCoupling "
+                  "(an OT coupling would pair samples of different classes)");
+    detail::require_rows("flowmatch::GaussianConditionalPath::sample_training_batch", "batch.z",
+                         batch.z.rows(), dim());
+    p_data_.sample_labelled(rng, batch.z, labels);
+    complete_training_batch(rng, batch);
+  }
+
+ private:
+  // Everything after z: x0 (or eps), the coupling, t, x and u.
+  template <Real S>
+  void complete_training_batch(Rng& rng, TrainingBatch<S>& batch) const {
     if constexpr (!kSeedSampling) {
       source_.sample(rng, batch.x);
       coupling_.pair(rng, batch.x, batch.z);
@@ -268,7 +291,6 @@ class GaussianConditionalPath {
     }
   }
 
- private:
   struct default_source {};
   GaussianConditionalPath(Data p_data, Alpha alpha, Beta beta, default_source)
       : p_data_(std::move(p_data)),
