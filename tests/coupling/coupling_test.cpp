@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include <flowmatch/metrics/assignment.hpp>
@@ -139,6 +140,31 @@ TEST_CASE("Couplings refuse batches of different sizes or dimensions", "[couplin
   CHECK_THROWS_AS(IndependentCoupling{}.pair(rng, x0, x1), DimensionMismatch);
   CHECK_THROWS_AS(MinibatchOTCoupling(0.0), InvalidArgument);
   CHECK_THROWS_AS(MinibatchOTCoupling(0.05, 0), InvalidArgument);
+}
+
+TEST_CASE("With the default source and coupling the path draws the seed's numbers in the seed's order", "[coupling][path]") {
+  const GaussianMixture data = GaussianMixture::symmetric_2D(5, 0.5, 3.0);
+  const GaussianConditionalPath path(data, LinearAlpha{}, SquareRootBeta{});
+  STATIC_REQUIRE(std::is_same_v<decltype(path)::source_type, StandardNormal>);
+  STATIC_REQUIRE(std::is_same_v<decltype(path)::coupling_type, IndependentCoupling>);
+  // The seed's order: the whole z batch, then per column t, then eps entry by entry.
+  const Index n = 16;
+  Rng r1(12), r2(12);
+  TrainingBatch<double> batch(2, n);
+  path.sample_training_batch(r1, batch);
+  Matrix<double> z(2, n);
+  data.sample(r2, z);
+  CHECK(batch.z == z);
+  for (Index j = 0; j < n; ++j) {
+    const double t = r2.uniform24();
+    CHECK(batch.t(j) == t);
+    for (Index i = 0; i < 2; ++i) {
+      const double eps = r2.normal();
+      CHECK(batch.x(i, j) == Approx(t * z(i, j) + std::sqrt(1.0 - t) * eps).epsilon(1e-14).margin(1e-14));  // FMA may differ
+      CHECK(batch.u(i, j) == Approx(z(i, j) - 0.5 / std::sqrt(1.0 - t) * eps).epsilon(1e-14).margin(1e-14));
+    }
+  }
+  CHECK(r1 == r2);  // no extra draws
 }
 
 TEST_CASE("The path draws from its source and applies its coupling in sample_training_batch", "[coupling][path]") {
