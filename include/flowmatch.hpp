@@ -2,6 +2,7 @@
 /// \file
 /// flowmatch: Flow Matching generative models on the CPU, over Eigen. The umbrella header.
 
+#include "flowmatch/core/denormals.hpp"
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/sinkhorn.hpp"

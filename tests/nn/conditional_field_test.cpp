@@ -8,6 +8,8 @@
 #include <functional>
 #include <limits>
 #include <numbers>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <flowmatch/distribution/gaussian_mixture.hpp>
@@ -228,4 +230,33 @@ TEST_CASE("Conditional trainer refuses a bad dropout and a class-count mismatch"
   CHECK_THROWS_AS(ConditionalCFMTrainer(path, model, adam, 1.0), InvalidArgument);
   CHECK_THROWS_WITH(ConditionalCFMTrainer(path, model, adam, -0.1), Catch::Contains("'label_dropout' = -0.1"));
   CHECK_THROWS_AS(ConditionalCFMTrainer(path, three, adam, 0.1), DimensionMismatch);
+}
+
+TEST_CASE("The embedded fields' fused loss and gradient equal forward_train then backward", "[nn][fourier][conditional]") {
+  Rng rng(9);
+  Matrix<double> x(2, 40), target(2, 40);
+  RowVector<double> t(40);
+  rng.fill_normal(x);
+  rng.fill_normal(target);
+  rng.fill_uniform(t);
+  const auto reference = [&](auto& model, auto&& forward_train) {
+    typename std::decay_t<decltype(model)>::Workspace ws;
+    const Matrix<double>& out = forward_train(ws);
+    const Matrix<double> diff = out - target;
+    const double loss = diff.squaredNorm() / double(diff.size());
+    model.backward((2.0 / double(diff.size())) * diff, ws);
+    return std::pair<double, Vector<double>>(loss, model.gradients());
+  };
+  FourierTimeVectorField<double> fourier(2, 3, {16, 16}, 1);
+  const auto [loss_f, grad_f] = reference(fourier, [&](auto& ws) -> const Matrix<double>& { return fourier.forward_train(x, t, ws); });
+  FourierTimeVectorField<double>::Workspace wf;
+  CHECK(fourier.mse_loss_and_gradient(x, t, target, wf) == Approx(loss_f).epsilon(1e-12));
+  CHECK(test::max_abs(fourier.gradients() - grad_f) < 1e-12);
+  ClassConditionalVectorField<double> cond(2, 3, {16}, 2, 2);
+  Vector<Index> labels(40);
+  for (Index j = 0; j < 40; ++j) labels(j) = j % 4;  // 3 is the empty label
+  const auto [loss_c, grad_c] = reference(cond, [&](auto& ws) -> const Matrix<double>& { return cond.forward_train(x, t, labels, ws); });
+  ClassConditionalVectorField<double>::Workspace wc;
+  CHECK(cond.mse_loss_and_gradient(x, t, labels, target, wc) == Approx(loss_c).epsilon(1e-12));
+  CHECK(test::max_abs(cond.gradients() - grad_c) < 1e-12);
 }

@@ -55,6 +55,16 @@ class ClassConditionalVectorField : public detail::EmbeddedMLP<S, Act> {
     const Matrix<S>& f = this->assemble("flowmatch::ClassConditionalVectorField::forward_train", x, t, &labels, ws);
     return this->net_.forward_train(f, t, ws.mlp);
   }
+
+  /// The fused loss mean((u_theta(x, t | labels) - target)^2) and its parameter gradient (see
+  /// MLPVectorField::mse_loss_and_gradient).
+  template <class DX, TimeArgument T, class DL, class DU>
+  double mse_loss_and_gradient(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DL>& labels,
+                               const Eigen::MatrixBase<DU>& target, Workspace& ws) {
+    const Matrix<S>& f =
+        this->assemble("flowmatch::ClassConditionalVectorField::mse_loss_and_gradient", x, t, &labels, ws);
+    return this->net_.mse_loss_and_gradient(f, t, target, ws.mlp);
+  }
 };
 
 }  // namespace flowmatch

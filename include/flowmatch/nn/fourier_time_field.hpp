@@ -157,6 +157,16 @@ class FourierTimeVectorField : public detail::EmbeddedMLP<S, Act> {
                                         static_cast<const Eigen::MatrixBase<Vector<Index>>*>(nullptr), ws);
     return this->net_.forward_train(f, t, ws.mlp);
   }
+
+  /// The fused loss mean((u_theta(x, t) - target)^2) and its parameter gradient (see
+  /// MLPVectorField::mse_loss_and_gradient); CFMTrainer uses it when present.
+  template <class DX, TimeArgument T, class DU>
+  double mse_loss_and_gradient(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DU>& target,
+                               Workspace& ws) {
+    const Matrix<S>& f = this->assemble("flowmatch::FourierTimeVectorField::mse_loss_and_gradient", x, t,
+                                        static_cast<const Eigen::MatrixBase<Vector<Index>>*>(nullptr), ws);
+    return this->net_.mse_loss_and_gradient(f, t, target, ws.mlp);
+  }
 };
 
 }  // namespace flowmatch

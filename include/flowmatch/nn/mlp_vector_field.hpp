@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "flowmatch/core/denormals.hpp"
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/thread_pool.hpp"
@@ -17,6 +18,7 @@
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
+#include "flowmatch/nn/mlp_avx512.hpp"
 
 
 namespace flowmatch {
@@ -56,6 +58,8 @@ class MLPVectorField {
     std::vector<Matrix<S>> aux;  ///< aux[l]: what the activation saved for a[l] (SiLU: sigmoid)
     Matrix<S> out;               ///< the network's output, d x n
     Matrix<S> w0;                ///< first-layer weight, column-major copy (small fan-in kernel)
+    Matrix<S> w2t;               ///< AVX-512 kernels: second weight transposed, padded to 16 rows
+    RowMajorMatrix<S> w2p;       ///< AVX-512 kernels: second weight padded to 16 rows
     /// Per-thread scratch of the backward pass: deltas of one column block, gradient accumulators.
     struct Thread {
       std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
@@ -64,10 +68,15 @@ class MLPVectorField {
       Matrix<S> in;               ///< inference: [x; t] of one block
       Matrix<S> hidden[2];        ///< inference: a block's hidden activations, ping-pong
       Vector<S> aux;              ///< inference: the activation's discarded auxiliary output
+      Matrix<S> y;                ///< AVX-512 kernels: second layer's output of one block, 16 x block
+      Matrix<S> dz2;              ///< AVX-512 kernels: its delta, zero-padded to 16 rows
+      Matrix<S> dw2t;             ///< AVX-512 kernels: this thread's second weight gradient, 16 x K
+      double loss = 0.0;          ///< mse_loss_and_gradient: this thread's sum of squared errors
     };
     std::vector<Thread> threads;
     std::vector<Index> widths;  ///< the layer widths the buffers were sized for
     Index batch = 0;
+    Matrix<S> grad_out;  ///< mse_loss_and_gradient: dLoss/dout, d x n
   };
 
   /// A network for data dimension `dim` with the given hidden widths, initialised as PyTorch's
@@ -164,8 +173,10 @@ class MLPVectorField {
     ws.a.resize(L);
     ws.aux.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
-      ws.a[l].resize(widths_[l], n);
-      if (l > 0 && Act::uses_aux) ws.aux[l].resize(widths_[l], n);
+      // The AVX-512 kernels keep layer 1's activations with a padded leading dimension.
+      const Index rows = l == 1 && fast_path() ? fast_ld() : widths_[l];
+      ws.a[l].resize(rows, n);
+      if (l > 0 && Act::uses_aux) ws.aux[l].resize(rows, n);
     }
     ws.out.resize(dim(), n);
     ws.batch = n;
@@ -190,7 +201,9 @@ class MLPVectorField {
     const int threads = threads_for(blocks);
     prepare_threads(ws, threads);
     if (small_fan_in()) ws.w0 = weight(0);
+    if (fast_path()) ws.w2t.topRows(fan_out(1)) = weight(1);
     auto body = [&](Index b, int worker) {
+      const detail::FlushDenormals flush;  // see core/denormals.hpp
       inference_block(x, t, out, ws, ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
                       std::min(kBlock, n - b * kBlock));
     };
@@ -224,8 +237,17 @@ class MLPVectorField {
     }
     if (small_fan_in()) ws.w0 = weight(0);  // column-major copy: one contiguous column per input
     const Index blocks = num_blocks(n);
-    auto body = [&](Index b, int) { forward_block(ws, b * kBlock, std::min(kBlock, n - b * kBlock)); };
-    detail::ThreadPool::global().run(blocks, threads_for(blocks), body);
+    const int threads = threads_for(blocks);
+    if (fast_path()) {
+      prepare_threads(ws, threads);
+      ws.w2t.topRows(fan_out(1)) = weight(1);
+    }
+    auto body = [&](Index b, int worker) {
+      const detail::FlushDenormals flush;  // see core/denormals.hpp
+      forward_block(ws, ws.threads.empty() ? nullptr : &ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
+                    std::min(kBlock, n - b * kBlock));
+    };
+    detail::ThreadPool::global().run(blocks, threads, body);
     return ws.out;
   }
 
@@ -242,22 +264,77 @@ class MLPVectorField {
     const Index n = ws.batch;
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
-    prepare_threads(ws, threads);
-    for (int k = 0; k < threads; ++k) {
-      ws.threads[static_cast<std::size_t>(k)].grad.setZero();
-      if (small_fan_in()) ws.threads[static_cast<std::size_t>(k)].dw0.setZero();
-    }
+    begin_backward(ws, threads);
     auto body = [&](Index b, int worker) {
+      const detail::FlushDenormals flush;  // see core/denormals.hpp
       backward_block(grad_out, ws, ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
                      std::min(kBlock, n - b * kBlock));
     };
     detail::ThreadPool::global().run(blocks, threads, body);
-    // Reduce the threads' partial gradients in a fixed order (deterministic).
-    gradients_ = ws.threads[0].grad;
-    for (int k = 1; k < threads; ++k) gradients_ += ws.threads[static_cast<std::size_t>(k)].grad;
-    if (small_fan_in()) {
-      WeightMap g0 = weight_gradient(0);
-      for (int k = 0; k < threads; ++k) g0 += ws.threads[static_cast<std::size_t>(k)].dw0;
+    reduce_gradients(ws, threads);
+  }
+
+  /// The flow matching regression in one call: with out = u_theta(x, t), returns the mean squared
+  /// error mean((out - target)^2) over the d x n entries and writes its gradient with respect to
+  /// the parameters into gradients(), the same numbers as forward_train() then backward() with
+  /// dLoss/dout = 2 (out - target) / (d n), up to rounding. Faster: each block of columns runs
+  /// forward and backward back to back, while its activations are still in cache. The parameters
+  /// are not touched, so a caller that finds the loss not finite can still refuse the step.
+  template <class DX, TimeArgument T, class DU>
+  double mse_loss_and_gradient(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DU>& target,
+                               Workspace& ws) {
+    constexpr const char* where = "flowmatch::MLPVectorField::mse_loss_and_gradient";
+    detail::require_rows(where, "x", x.rows(), input_dim());
+    const Index n = x.cols();
+    if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
+    detail::require_unit_times(where, "t", t, n);
+    detail::require_rows(where, "target", target.rows(), dim());
+    detail::require_cols(where, "target", target.cols(), n);
+    prepare(ws, n);
+    if (ws.grad_out.rows() != dim() || ws.grad_out.cols() != n) ws.grad_out.resize(dim(), n);
+    Matrix<S>& a0 = ws.a[0];
+    const Index din = input_dim();
+    a0.topRows(din) = x.template cast<S>();
+    if constexpr (std::is_arithmetic_v<T>) {
+      a0.row(din).setConstant(static_cast<S>(t));
+    } else {
+      for (Index j = 0; j < n; ++j) a0(din, j) = static_cast<S>(t(j));
+    }
+    if (small_fan_in()) ws.w0 = weight(0);
+    const Index blocks = num_blocks(n);
+    const int threads = threads_for(blocks);
+    begin_backward(ws, threads);
+    if (fast_path()) ws.w2t.topRows(fan_out(1)) = weight(1);
+    const double count = static_cast<double>(dim()) * static_cast<double>(n);
+    const S scale = static_cast<S>(2.0 / count);
+    auto body = [&](Index b, int worker) {
+      const detail::FlushDenormals flush;  // see core/denormals.hpp
+      typename Workspace::Thread& th = ws.threads[static_cast<std::size_t>(worker)];
+      const Index j0 = b * kBlock, nb = std::min(kBlock, n - b * kBlock);
+      forward_block(ws, &th, j0, nb);
+      auto g = ws.grad_out.middleCols(j0, nb);
+      g.noalias() = ws.out.middleCols(j0, nb) - target.middleCols(j0, nb).template cast<S>();
+      th.loss += static_cast<double>(g.squaredNorm());
+      g *= scale;
+      backward_block(ws.grad_out, ws, th, j0, nb);
+    };
+    detail::ThreadPool::global().run(blocks, threads, body);
+    reduce_gradients(ws, threads);
+    double sum = 0.0;
+    for (int k = 0; k < threads; ++k) sum += ws.threads[static_cast<std::size_t>(k)].loss;
+    return sum / count;
+  }
+
+  /// Whether the passes use the AVX-512 kernels of mlp_avx512.hpp: float with SiLU in a build for
+  /// a CPU with AVX-512F, a first layer with at most 8 inputs (x and t) and a multiple of 16
+  /// units, followed by a layer of at most 16 units (the seed's 3 -> 1024 -> 16 -> 2 qualifies).
+  /// Everything else takes the portable Eigen path; both compute the same function.
+  bool fast_path() const {
+    if constexpr (kAvx512Kernels) {
+      return num_layers() >= 2 && fan_in(0) <= detail::avx512::kMaxFanIn && fan_out(0) % 16 == 0 &&
+             fan_out(1) <= 16;
+    } else {
+      return false;
     }
   }
 
@@ -270,6 +347,43 @@ class MLPVectorField {
   static constexpr Index kBlock = 32;
   /// Fan-ins up to this use a fused axpy kernel for the first layer instead of a matrix product.
   static constexpr Index kSmallFanIn = 8;
+  /// Products with at most this many multiply-adds skip Eigen's GEMM (see product_in_pieces).
+  static constexpr Index kLazyProduct = 4096;
+#if defined(__AVX512F__)
+  static constexpr bool kAvx512Kernels = std::is_same_v<S, float> && std::is_same_v<Act, SiLU>;
+#else
+  static constexpr bool kAvx512Kernels = false;
+#endif
+
+  /// Zeroes the threads' gradient accumulators before a backward pass over `threads` threads.
+  void begin_backward(Workspace& ws, int threads) {
+    prepare_threads(ws, threads);
+    for (int k = 0; k < threads; ++k) {
+      auto& th = ws.threads[static_cast<std::size_t>(k)];
+      th.grad.setZero();
+      th.loss = 0.0;
+      if (small_fan_in()) th.dw0.setZero();
+      if (fast_path()) th.dw2t.setZero();
+    }
+    if (fast_path() && fan_out(1) < 16) ws.w2p.topRows(fan_out(1)) = weight(1);
+  }
+
+  /// gradients() = the sum of the threads' partial gradients, in a fixed order (deterministic).
+  void reduce_gradients(Workspace& ws, int threads) {
+    gradients_ = ws.threads[0].grad;
+    for (int k = 1; k < threads; ++k) gradients_ += ws.threads[static_cast<std::size_t>(k)].grad;
+    if (small_fan_in()) {
+      WeightMap g0 = weight_gradient(0);
+      for (int k = 0; k < threads; ++k) g0 += ws.threads[static_cast<std::size_t>(k)].dw0;
+    }
+    if (fast_path()) {
+      WeightMap g1 = weight_gradient(1);
+      for (int k = 0; k < threads; ++k) g1 += ws.threads[static_cast<std::size_t>(k)].dw2t.topRows(fan_out(1));
+    }
+  }
+
+  /// Leading dimension of the first hidden layer's buffers in the AVX-512 kernels.
+  Index fast_ld() const { return fan_out(0) + 16; }
 
   static Index checked_dim(Index dim) {
     if (dim <= 0) detail::throw_invalid("flowmatch::MLPVectorField::MLPVectorField", "dim", dim, "must be at least 1");
@@ -291,6 +405,13 @@ class MLPVectorField {
   static void product_in_pieces(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
     constexpr Index limit = static_cast<Index>(EIGEN_STACK_ALLOCATION_LIMIT / sizeof(S));
     const Index M = lhs.rows(), K = lhs.cols(), N = rhs.cols();
+    if (M * N * K <= kLazyProduct) {
+      // Tiny products (the seed's 16 -> 2 output layer): coefficient by coefficient, which skips
+      // the GEMM's packing and blocking set-up that would cost more than the arithmetic.
+      if constexpr (Add) dst.noalias() += lhs.lazyProduct(rhs);
+      else dst.noalias() = lhs.lazyProduct(rhs);
+      return;
+    }
     if (K * std::max(M, N) <= limit) {
       if constexpr (Add) dst.noalias() += lhs * rhs;
       else dst.noalias() = lhs * rhs;
@@ -323,6 +444,10 @@ class MLPVectorField {
     ws = Workspace{};
     ws.widths = widths_;
     ws.w0.resize(fan_out(0), fan_in(0));
+    if (fast_path()) {
+      ws.w2t.setZero(16, fan_out(0));
+      ws.w2p.setZero(16, fan_out(0));
+    }
   }
 
   void prepare_threads(Workspace& ws, int threads) const {
@@ -337,9 +462,14 @@ class MLPVectorField {
       th.grad.resize(num_parameters());
       if (small_fan_in()) th.dw0.resize(fan_out(0), fan_in(0));
       th.in.resize(fan_in(0), kBlock);
-      th.hidden[0].resize(widest, kBlock);
+      th.hidden[0].resize(fast_path() ? std::max(widest, fast_ld()) : widest, kBlock);
       th.hidden[1].resize(widest, kBlock);
       th.aux.resize(widest);
+      if (fast_path()) {
+        th.y.resize(16, kBlock);
+        th.dz2.setZero(16, kBlock);
+        th.dw2t.resize(16, fan_out(0));
+      }
     }
   }
 
@@ -353,7 +483,35 @@ class MLPVectorField {
       th.in(d, j) = static_cast<S>(detail::time_at(t, j0 + j));
     }
     const Matrix<S>* input = &th.in;
-    for (Index l = 0; l + 1 < L; ++l) {
+    Index first = 0;
+#if defined(__AVX512F__)
+    if constexpr (kAvx512Kernels) {
+      if (fast_path()) {
+        // Layers 0 and 1 by the AVX-512 kernels; the K x nb activations packed in hidden[0].
+        const Index K = fan_out(0), M = fan_out(1);
+        S* h = th.hidden[0].data();  // sized (K + 16) x block by prepare_threads
+        const Index ld = fast_ld();
+        detail::avx512::dispatch_fan_in(fan_in(0), [&](auto F) {
+          detail::avx512::first_layer_silu<decltype(F)::value>(ws.w0.data(), bias(0).data(), th.in.data(), K, nb, h,
+                                                               nullptr, ld);
+        });
+        detail::avx512::second_layer(ws.w2t.data(), h, K, nb, th.y.data(), ld);
+        if (L == 2) {
+          out.middleCols(j0, nb) = th.y.topLeftCorner(M, nb).template cast<typename DO::Scalar>();
+          out.middleCols(j0, nb).colwise() += bias(1).template cast<typename DO::Scalar>();
+          return;
+        }
+        Matrix<S>& z = th.hidden[1];
+        const Index stride = z.rows();
+        z.topLeftCorner(M, nb) = th.y.topLeftCorner(M, nb);
+        z.topLeftCorner(M, nb).colwise() += bias(1);
+        for (Index j = 0; j < nb; ++j) Act::forward(z.data() + j * stride, z.data() + j * stride, th.aux.data(), M);
+        input = &z;
+        first = 2;
+      }
+    }
+#endif
+    for (Index l = first; l + 1 < L; ++l) {
       Matrix<S>& z = th.hidden[static_cast<std::size_t>(l % 2)];
       const Index h = fan_out(l), stride = z.rows();
       const ConstBiasMap bias_l = bias(l);
@@ -374,14 +532,42 @@ class MLPVectorField {
       }
       input = &z;
     }
-    out.middleCols(j0, nb).noalias() = (weight(L - 1) * input->topLeftCorner(fan_in(L - 1), nb)).template cast<typename DO::Scalar>();
+    if constexpr (std::is_same_v<typename DO::Scalar, S>) {
+      product_in_pieces<false>(out.middleCols(j0, nb), weight(L - 1), input->topLeftCorner(fan_in(L - 1), nb));
+    } else {
+      out.middleCols(j0, nb).noalias() = (weight(L - 1) * input->topLeftCorner(fan_in(L - 1), nb)).template cast<typename DO::Scalar>();
+    }
     out.middleCols(j0, nb).colwise() += bias(L - 1).template cast<typename DO::Scalar>();
   }
 
   /// Forward pass over columns [j0, j0 + nb) of the batch, layer after layer.
-  void forward_block(Workspace& ws, Index j0, Index nb) const {
+  void forward_block(Workspace& ws, typename Workspace::Thread* th, Index j0, Index nb) const {
     const Index L = num_layers();
-    for (Index l = 0; l + 1 < L; ++l) {
+    Index first = 0;
+#if defined(__AVX512F__)
+    if constexpr (kAvx512Kernels) {
+      if (fast_path()) {
+        // Layers 0 and 1 by the AVX-512 kernels, saving h = a[1] and s = aux[1] for backward.
+        const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
+        const Index ld = fast_ld();
+        S* h = ws.a[1].data() + j0 * ld;
+        S* sg = ws.aux[1].data() + j0 * ld;
+        detail::avx512::dispatch_fan_in(F, [&](auto FF) {
+          detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), bias(0).data(), ws.a[0].data() + j0 * F, K,
+                                                                nb, h, sg, ld);
+        });
+        detail::avx512::second_layer(ws.w2t.data(), h, K, nb, th->y.data(), ld);
+        Matrix<S>& z = L == 2 ? ws.out : ws.a[2];
+        z.middleCols(j0, nb) = th->y.topLeftCorner(M, nb);
+        z.middleCols(j0, nb).colwise() += bias(1);
+        if (L == 2) return;
+        S* aux = Act::uses_aux ? ws.aux[2].data() : nullptr;
+        for (Index j = j0; j < j0 + nb; ++j) Act::forward(z.data() + j * M, z.data() + j * M, aux ? aux + j * M : nullptr, M);
+        first = 2;
+      }
+    }
+#endif
+    for (Index l = first; l + 1 < L; ++l) {
       const auto ul = static_cast<std::size_t>(l);
       Matrix<S>& z = ws.a[ul + 1];
       const Index h = z.rows();
@@ -421,6 +607,25 @@ class MLPVectorField {
     for (Index l = L - 1; l >= 0; --l) {
       const auto ul = static_cast<std::size_t>(l);
       const Eigen::Ref<const Matrix<S>> dz = th.dz[ul].leftCols(nb);
+#if defined(__AVX512F__)
+      if constexpr (kAvx512Kernels) {
+        if (l == 1 && fast_path()) {
+          // Layers 1 and 0 by the AVX-512 kernels (dz is layer 1's delta, its bias gradient done).
+          const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
+          th.dz2.topLeftCorner(M, nb) = dz;  // rows M..15 stay zero
+          const Index ld = fast_ld();
+          const S* h = ws.a[1].data() + j0 * ld;
+          const S* sg = ws.aux[1].data() + j0 * ld;
+          detail::avx512::second_layer_weight_gradient(th.dz2.data(), h, K, nb, th.dw2t.data(), ld);
+          const S* w2p = M == 16 ? parameters_.data() + woff(1) : ws.w2p.data();
+          detail::avx512::dispatch_fan_in(F, [&](auto FF) {
+            detail::avx512::first_layer_backward<decltype(FF)::value>(w2p, th.dz2.data(), h, sg, ws.a[0].data() + j0 * F, K,
+                                                                      nb, th.dw0.data(), g + boff(0), ld);
+          });
+          break;
+        }
+      }
+#endif
       const Eigen::Ref<const Matrix<S>> input = ws.a[ul].middleCols(j0, nb);
       if (l == 0 && small_fan_in()) {
         // dW0 += dz a0^T as axpys into a column-major accumulator (one column per input).

@@ -59,18 +59,23 @@ class CFMTrainer {
     if (batch_size <= 0)
       detail::throw_invalid("flowmatch::CFMTrainer::step", "batch_size", batch_size, "must be at least 1");
     batch_.resize(path_.dim(), batch_size);
-    if (grad_out_.cols() != batch_size || grad_out_.rows() != path_.dim()) grad_out_.resize(path_.dim(), batch_size);
     path_.sample_training_batch(rng_, batch_);
-    const Matrix<Scalar>& out = model_.forward_train(batch_.x, batch_.t, ws_);
-    grad_out_.noalias() = out - batch_.u;
-    const double count = static_cast<double>(grad_out_.size());
-    const double loss = static_cast<double>(grad_out_.squaredNorm()) / count;
-    if (!std::isfinite(loss))
-      throw NumericalError("flowmatch::CFMTrainer::step: the loss is " + detail::to_string_value(loss) +
-                           " at step " + std::to_string(steps_done_ + 1) +
-                           "; the model and optimizer are left at the previous step");
-    grad_out_ *= static_cast<Scalar>(2.0 / count);
-    model_.backward(grad_out_, ws_);
+    double loss = 0.0;
+    if constexpr (requires { model_.mse_loss_and_gradient(batch_.x, batch_.t, batch_.u, ws_); }) {
+      // One fused pass (forward and backward block by block); the parameters are untouched until
+      // the optimizer step below.
+      loss = model_.mse_loss_and_gradient(batch_.x, batch_.t, batch_.u, ws_);
+      require_finite_loss(loss);
+    } else {
+      if (grad_out_.cols() != batch_size || grad_out_.rows() != path_.dim()) grad_out_.resize(path_.dim(), batch_size);
+      const Matrix<Scalar>& out = model_.forward_train(batch_.x, batch_.t, ws_);
+      grad_out_.noalias() = out - batch_.u;
+      const double count = static_cast<double>(grad_out_.size());
+      loss = static_cast<double>(grad_out_.squaredNorm()) / count;
+      require_finite_loss(loss);
+      grad_out_ *= static_cast<Scalar>(2.0 / count);
+      model_.backward(grad_out_, ws_);
+    }
     optimizer_.step(model_.parameters(), model_.gradients());
     ++steps_done_;
     return loss;
@@ -116,6 +121,13 @@ class CFMTrainer {
   const TrainingBatch<Scalar>& last_batch() const { return batch_; }
 
  private:
+  void require_finite_loss(double loss) const {
+    if (!std::isfinite(loss))
+      throw NumericalError("flowmatch::CFMTrainer::step: the loss is " + detail::to_string_value(loss) +
+                           " at step " + std::to_string(steps_done_ + 1) +
+                           "; the model and optimizer are left at the previous step");
+  }
+
   Path path_;
   Model& model_;
   Opt& optimizer_;

@@ -71,6 +71,13 @@ class ConditionalCFMTrainer {
     void backward(const Eigen::MatrixBase<DG>& grad_out, Workspace& ws) {
       model_.backward(grad_out, ws);
     }
+    template <class DX, class T, class DU>
+      requires requires(Model& m, const Eigen::MatrixBase<DX>& x, const T& t, const Vector<Index>& y,
+                        const Eigen::MatrixBase<DU>& u, Workspace& ws) { m.mse_loss_and_gradient(x, t, y, u, ws); }
+    double mse_loss_and_gradient(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DU>& target,
+                                 Workspace& ws) {
+      return model_.mse_loss_and_gradient(x, t, labels_->values, target, ws);
+    }
     Vector<Scalar>& parameters() { return model_.parameters(); }
     Vector<Scalar>& gradients() { return model_.gradients(); }
 

@@ -1,0 +1,172 @@
+#pragma once
+/// \file
+/// AVX-512 kernels for the two layers around a wide SiLU hidden layer with a small fan-in before
+/// it and at most 16 units after it: the seed's [x, t] (3) -> 1024 -> 16 shape. MLPVectorField<float,
+/// SiLU> uses them when the CPU build has AVX-512 (for example -march=native on a CPU with
+/// AVX-512F) and the shape fits (see MLPVectorField::fast_path()); every other case runs the
+/// portable Eigen code.
+///
+/// Why hand-written: Eigen's GEMM packs both operands of every product. Here one side of each
+/// product has 16 rows, so a 16-wide accumulator (one zmm register) can hold a whole output
+/// column and the weights can be read directly, with no packing at all. The kernels also fuse
+/// the first layer's bias, its SiLU and the saving of the sigmoid into one pass, and the
+/// SiLU derivative, the first layer's weight and bias gradients into another.
+///
+/// Layouts (all column-major, one sample per column, as in MLPVectorField's workspace):
+/// - in: F x nb (F = fan-in of the first layer, at most 8), h and s: K x nb with leading dimension
+///   ld >= K (K hidden units, a multiple of 16; MLPVectorField pads ld to K + 16 so that successive
+///   columns do not map to the same L1 cache set when K is a multiple of 1024), y and dz2: 16 x nb
+///   (rows past the second layer's width are zero);
+/// - w0: K x F column-major (the first weight, one column per input), b0: K;
+/// - w2t: K x 16 row-major, i.e. w2t[k * 16 + i] = W2(i, k) (zero for i >= the layer's width);
+/// - w2p: 16 x K row-major, i.e. w2p[i * K + k] = W2(i, k) (zero rows past the width).
+
+#include <type_traits>
+
+#include "flowmatch/core/types.hpp"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+namespace flowmatch::detail::avx512 {
+
+/// Largest first-layer fan-in the kernels handle (the number of accumulators they keep).
+inline constexpr Index kMaxFanIn = 8;
+
+/// sigmoid(z) on 16 lanes, within 3e-7 relative of the exact value (the same algorithm as
+/// silu_forward_avx512 in activation.hpp: e^-z by Cody-Waite reduction, a degree-7 polynomial and
+/// scalef; 1 / (1 + e^-z) by rcp14 and one Newton step). z below -88 gives 0 or a denormal.
+inline __m512 sigmoid(__m512 z) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 x = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), z), _mm512_set1_ps(-87.0f)),
+                                 _mm512_set1_ps(88.0f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 5040), r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 2));
+  p = _mm512_fmadd_ps(p, r, one);
+  p = _mm512_fmadd_ps(p, r, one);
+  const __m512 d = _mm512_add_ps(one, _mm512_scalef_ps(p, k));
+  const __m512 q = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(2.0f)));
+}
+
+/// h = SiLU(W0 in + b0) for nb columns, and s = sigmoid(W0 in + b0) when s is not null.
+template <int F>
+inline void first_layer_silu(const float* w0, const float* b0, const float* in, Index K, Index nb, float* h,
+                             float* s, Index ld) {
+  for (Index j = 0; j < nb; ++j) {
+    __m512 xin[F];
+    for (int r = 0; r < F; ++r) xin[r] = _mm512_set1_ps(in[j * F + r]);
+    float* hj = h + j * ld;
+    float* sj = s ? s + j * ld : nullptr;
+    for (Index k = 0; k < K; k += 16) {
+      __m512 z = _mm512_loadu_ps(b0 + k);
+      for (int r = 0; r < F; ++r) z = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + r * K + k), xin[r], z);
+      const __m512 sg = sigmoid(z);
+      _mm512_storeu_ps(hj + k, _mm512_mul_ps(z, sg));
+      if (sj) _mm512_storeu_ps(sj + k, sg);
+    }
+  }
+}
+
+/// y (16 x nb) = W2 h, without the bias: a 16-row output column is one register, updated by one
+/// FMA per hidden unit with the unit's 16 weights (a row of w2t) and its broadcast activation.
+/// Eight columns share each weight load.
+inline void second_layer(const float* w2t, const float* h, Index K, Index nb, float* y, Index ld) {
+  Index j = 0;
+  for (; j + 8 <= nb; j += 8) {
+    __m512 acc[8];
+    for (int c = 0; c < 8; ++c) acc[c] = _mm512_setzero_ps();
+    const float* hj = h + j * ld;
+    for (Index k = 0; k < K; ++k) {
+      const __m512 w = _mm512_loadu_ps(w2t + k * 16);
+      for (int c = 0; c < 8; ++c) acc[c] = _mm512_fmadd_ps(w, _mm512_set1_ps(hj[c * ld + k]), acc[c]);
+    }
+    for (int c = 0; c < 8; ++c) _mm512_storeu_ps(y + (j + c) * 16, acc[c]);
+  }
+  for (; j < nb; ++j) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const float* hj = h + j * ld;
+    for (Index k = 0; k < K; k += 4)
+      for (int u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(w2t + (k + u) * 16), _mm512_set1_ps(hj[k + u]), acc[u]);
+    _mm512_storeu_ps(y + j * 16, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  }
+}
+
+/// dW2^T (K x 16, row-major, accumulated) += h dz2^T: row k gains sum_j h(k, j) dz2(:, j).
+/// Sixteen hidden units (one cache line of each column of h) at a time, each column of dz2 loaded
+/// once for the sixteen.
+inline void second_layer_weight_gradient(const float* dz2, const float* h, Index K, Index nb, float* dw2t,
+                                         Index ld) {
+  for (Index k = 0; k < K; k += 16) {
+    __m512 acc[16];
+    for (int u = 0; u < 16; ++u) acc[u] = _mm512_loadu_ps(dw2t + (k + u) * 16);
+    for (Index j = 0; j < nb; ++j) {
+      const __m512 d = _mm512_loadu_ps(dz2 + j * 16);
+      const float* hk = h + j * ld + k;
+      for (int u = 0; u < 16; ++u) acc[u] = _mm512_fmadd_ps(d, _mm512_set1_ps(hk[u]), acc[u]);
+    }
+    for (int u = 0; u < 16; ++u) _mm512_storeu_ps(dw2t + (k + u) * 16, acc[u]);
+  }
+}
+
+/// The first layer's backward: dz1 = (W2^T dz2) .* SiLU'(z1), with SiLU' = s + h (1 - s) from the
+/// saved activation h and sigmoid s, then dW0 (K x F column-major, accumulated) += dz1 in^T and
+/// db0 (accumulated) += the row sums of dz1. Sixteen hidden units at a time: their 16 x 16 block
+/// of W2 stays in registers while the columns stream past, and so do their weight-gradient sums.
+template <int F>
+inline void first_layer_backward(const float* w2p, const float* dz2, const float* h, const float* s,
+                                 const float* in, Index K, Index nb, float* dw0, float* db0, Index ld) {
+  for (Index k = 0; k < K; k += 16) {
+    __m512 w[16];
+    for (int i = 0; i < 16; ++i) w[i] = _mm512_loadu_ps(w2p + i * K + k);
+    __m512 gw[F];
+    for (int r = 0; r < F; ++r) gw[r] = _mm512_setzero_ps();
+    __m512 gb = _mm512_setzero_ps();
+    for (Index j = 0; j < nb; ++j) {
+      const float* d = dz2 + j * 16;
+      __m512 a0 = _mm512_mul_ps(w[0], _mm512_set1_ps(d[0]));
+      __m512 a1 = _mm512_mul_ps(w[1], _mm512_set1_ps(d[1]));
+      for (int i = 2; i < 16; i += 2) {
+        a0 = _mm512_fmadd_ps(w[i], _mm512_set1_ps(d[i]), a0);
+        a1 = _mm512_fmadd_ps(w[i + 1], _mm512_set1_ps(d[i + 1]), a1);
+      }
+      const __m512 hv = _mm512_loadu_ps(h + j * ld + k);
+      const __m512 sv = _mm512_loadu_ps(s + j * ld + k);
+      // SiLU'(z) = s + h - h s
+      const __m512 deriv = _mm512_add_ps(sv, _mm512_fnmadd_ps(hv, sv, hv));
+      const __m512 dz1 = _mm512_mul_ps(_mm512_add_ps(a0, a1), deriv);
+      gb = _mm512_add_ps(gb, dz1);
+      for (int r = 0; r < F; ++r) gw[r] = _mm512_fmadd_ps(dz1, _mm512_set1_ps(in[j * F + r]), gw[r]);
+    }
+    _mm512_storeu_ps(db0 + k, _mm512_add_ps(_mm512_loadu_ps(db0 + k), gb));
+    for (int r = 0; r < F; ++r)
+      _mm512_storeu_ps(dw0 + r * K + k, _mm512_add_ps(_mm512_loadu_ps(dw0 + r * K + k), gw[r]));
+  }
+}
+
+/// Calls f(std::integral_constant<int, F>{}) for the runtime fan-in F in 1 ... kMaxFanIn.
+template <class Fn>
+inline void dispatch_fan_in(Index fan_in, Fn&& f) {
+  switch (fan_in) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    default: break;
+  }
+}
+
+}  // namespace flowmatch::detail::avx512
+
+#endif  // __AVX512F__

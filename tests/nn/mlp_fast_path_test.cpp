@@ -1,0 +1,158 @@
+// MLPVectorField<float, SiLU> runs its first two layers through the AVX-512 kernels of
+// nn/mlp_avx512.hpp when the build targets a CPU with AVX-512F and the shape fits (fast_path()).
+// These tests pin the kernels to the portable double-precision computation on the same
+// parameters: outputs, gradients and the fused mse_loss_and_gradient, across shapes (second-layer
+// widths 1 to 16, fan-ins 1 to 8, two to four layers), batch sizes across block boundaries and
+// thread counts; and they check that shapes outside the kernels' reach take the portable path.
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+#include <flowmatch/core/threads.hpp>
+#include <flowmatch/nn/mlp_vector_field.hpp>
+
+#include "support/compare.hpp"
+
+using namespace flowmatch;
+
+namespace {
+
+struct ThreadsGuard {
+  int saved = num_threads();
+  ~ThreadsGuard() { set_num_threads(saved); }
+};
+
+struct Shape {
+  Index in, out;
+  std::vector<Index> hidden;
+  bool fast;  // expected fast_path() on an AVX-512 build
+};
+
+double rel(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+  return (a - b).norm() / std::max(b.norm(), 1e-30);
+}
+
+}  // namespace
+
+TEST_CASE("MLPVectorField float SiLU fast path agrees with the double computation", "[nn][mlp][fast]") {
+  ThreadsGuard guard;
+  const std::vector<Shape> shapes = {
+      {2, 2, {1024, 16}, true},     // the seed
+      {3, 3, {64, 7}, true},        // second layer narrower than 16 (padded)
+      {1, 1, {32, 1}, true},        // fan-in 2, a single second-layer unit
+      {7, 2, {48, 16}, true},       // fan-in 8, the largest the kernels take
+      {2, 4, {32}, true},           // two layers: the kernels produce the output
+      {2, 2, {32, 16, 16}, true},   // four layers: the rest by the portable code
+      {2, 2, {40, 16}, false},      // 40 units: not a multiple of 16
+      {8, 2, {64, 16}, false},      // fan-in 9
+      {2, 2, {64, 17}, false},      // second layer wider than 16
+  };
+  for (const Shape& sh : shapes) {
+    MLPVectorField<float> mf(sh.in, sh.out, sh.hidden, std::uint64_t{3});
+    MLPVectorField<double> md(sh.in, sh.out, sh.hidden, std::uint64_t{3});
+    md.parameters() = mf.parameters().cast<double>();
+#if defined(__AVX512F__)
+    CHECK(mf.fast_path() == sh.fast);
+#else
+    CHECK_FALSE(mf.fast_path());
+#endif
+    for (const Index n : {Index{1}, Index{31}, Index{77}, Index{300}}) {
+      Rng rng(static_cast<std::uint64_t>(n) + 17);
+      Matrix<double> x(sh.in, n), target(sh.out, n);
+      RowVector<double> t(n);
+      rng.fill_normal(x);
+      x *= 4.0;  // the seed's data reach |x| of 10 and more
+      rng.fill_normal(target);
+      rng.fill_uniform(t);
+      const Matrix<float> xf = x.cast<float>(), targetf = target.cast<float>();
+      const RowVector<float> tf = t.cast<float>();
+      // Double reference: output, and the gradient of the mean squared error.
+      MLPVectorField<double>::Workspace wd;
+      const Matrix<double> out_d = md.forward_train(x, t, wd);
+      const double count = static_cast<double>(out_d.size());
+      const double loss_d = (out_d - target).squaredNorm() / count;
+      md.backward(2.0 / count * (out_d - target), wd);
+      const Vector<double> grad_d = md.gradients();
+      for (const int threads : {1, 2}) {
+        set_num_threads(threads);
+        INFO("input " << sh.in << ", output " << sh.out << ", " << sh.hidden.size() << " hidden layers, first "
+                      << sh.hidden[0] << ", batch " << n << ", threads " << threads);
+        MLPVectorField<float>::Workspace ws;
+        Matrix<float> inferred(sh.out, n);
+        mf.forward(xf, tf, inferred, ws);
+        CHECK(rel(inferred.cast<double>(), out_d) < 2e-6);
+        const Matrix<float> trained = mf.forward_train(xf, tf, ws);
+        CHECK(rel(trained.cast<double>(), out_d) < 2e-6);
+        const Matrix<float> gout = (2.0 / count * (out_d - target)).cast<float>();
+        mf.backward(gout, ws);
+        CHECK(rel(mf.gradients().cast<double>(), grad_d) < 2e-5);
+        mf.gradients().setConstant(1e30f);  // overwritten, not accumulated
+        MLPVectorField<float>::Workspace wf;
+        const double loss_f = mf.mse_loss_and_gradient(xf, tf, targetf, wf);
+        CHECK(std::abs(loss_f - loss_d) <= 2e-6 * loss_d);
+        CHECK(rel(mf.gradients().cast<double>(), grad_d) < 2e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("MLPVectorField mse_loss_and_gradient equals forward_train then backward in double", "[nn][mlp]") {
+  ThreadsGuard guard;
+  MLPVectorField<double, Tanh> model(3, {20, 9}, 8);
+  Rng rng(4);
+  const Index n = 70;
+  Matrix<double> x(3, n), target(3, n);
+  RowVector<double> t(n);
+  rng.fill_normal(x);
+  rng.fill_normal(target);
+  rng.fill_uniform(t);
+  MLPVectorField<double, Tanh>::Workspace ws;
+  const Matrix<double> out = model.forward_train(x, t, ws);
+  const double count = static_cast<double>(out.size());
+  model.backward(2.0 / count * (out - target), ws);
+  const Vector<double> expected = model.gradients();
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    const double loss = model.mse_loss_and_gradient(x, t, target, ws);
+    CHECK(std::abs(loss - (out - target).squaredNorm() / count) < 1e-13 * loss);
+    CHECK(test::max_abs(model.gradients() - expected) < 1e-13 * (1.0 + test::max_abs(expected)));
+  }
+  CHECK_THROWS_AS(model.mse_loss_and_gradient(x, t, target.leftCols(5), ws), DimensionMismatch);
+  CHECK_THROWS_WITH(model.mse_loss_and_gradient(x, t, target.topRows(2), ws), Catch::Contains("'target'"));
+}
+
+TEST_CASE("MLPVectorField passes flush denormals only inside their own scope", "[nn][mlp]") {
+#if defined(__SSE__)
+  const unsigned before = _mm_getcsr();
+  MLPVectorField<float> model(2, {64, 16}, 1);
+  MLPVectorField<float>::Workspace ws;
+  Matrix<float> x(2, 40), out(2, 40);
+  Rng rng(1);
+  rng.fill_normal(x);
+  x *= 300.0f;  // drives many SiLU units deep into the negative tail (tiny activations)
+  model.forward(x, 0.5, out, ws);
+  CHECK(out.allFinite());
+  const Matrix<float> target = Matrix<float>::Zero(2, 40);
+  const double loss = model.mse_loss_and_gradient(x, 0.5, target, ws);
+  CHECK(std::isfinite(loss));
+  CHECK(model.gradients().allFinite());
+  CHECK(_mm_getcsr() == before);  // the caller's floating-point mode is restored
+  // Inside the scope denormals are flushed: a denormal times one is zero.
+  volatile float tiny = 1e-40f;
+  {
+    const detail::FlushDenormals flush;
+    volatile float product = tiny * 1.0f;
+    CHECK(product == 0.0f);
+  }
+  volatile float product = tiny * 1.0f;
+  CHECK(product != 0.0f);
+#else
+  SUCCEED("not an x86 build: FlushDenormals is a no-op");
+#endif
+}
