@@ -7,6 +7,7 @@
 #   catch2              Catch2 2.13, the unit tests
 #   libstb-dev fonts-dejavu-core libcli11-dev pkg-config   the examples (PNG figures, their text, CLI)
 #   libbenchmark-dev    Google Benchmark, the benchmarks (built with the project, not run by the tests)
+#   clang libclang-rt-14-dev   scripts/sanitize.sh: the ASan/UBSan test run and the libFuzzer harnesses
 FLOWMATCH_APT_PACKAGES=(
   cmake
   g++
@@ -18,6 +19,8 @@ FLOWMATCH_APT_PACKAGES=(
   fonts-dejavu-core
   pkg-config
   libbenchmark-dev
+  clang
+  libclang-rt-14-dev
 )
 
 # Installs whichever of FLOWMATCH_APT_PACKAGES is missing, with apt-get (through sudo unless run as

@@ -18,7 +18,6 @@
 #include "cli.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
-#include "w2.hpp"
 
 #ifndef FLOWMATCH_DEFAULT_OUT
 #define FLOWMATCH_DEFAULT_OUT "out/couplings"
@@ -79,7 +78,7 @@ void evaluate(Trained& t, const fm::Matrix<float>& x0, const fm::Matrix<float>& 
     fm::Matrix<float> x = x0;
     simulator.simulate_inplace(x, fm::linspace(0.0, 1.0, nfe + 1));
     if (!x.allFinite()) throw fm::NumericalError("non-finite samples for " + t.coupling);
-    t.w2.push_back(fm::examples::exact_w2(x, target));
+    t.w2.push_back(fm::wasserstein2(x, target));
     t.samples.push_back(std::move(x));
   }
   t.trajectory = simulator.simulate_with_trajectory(x0.leftCols(drawn), fm::linspace(0.0, 1.0, 101));
@@ -104,7 +103,7 @@ Problem run_problem(const Options& opt, const std::string& name, double bound, c
   source.sample(rng, p.x0);
   data.sample(rng, p.target);
   data.sample(rng, other);
-  p.floor_w2 = fm::examples::exact_w2(other, p.target);
+  p.floor_w2 = fm::wasserstein2(other, p.target);
   const fm::Index drawn = std::min<fm::Index>(opt.trajectories, opt.samples);
   {
     std::printf("independent coupling:\n");

@@ -21,7 +21,6 @@
 #include "cli.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
-#include "w2.hpp"
 
 #ifndef FLOWMATCH_DEFAULT_OUT
 #define FLOWMATCH_DEFAULT_OUT "out/gallery"
@@ -109,8 +108,8 @@ Result run_one(const Options& opt, const std::string& name, const Data& data) {
   fm::EulerSimulator simulator(ode);
   simulator.simulate_inplace(r.generated, fm::linspace(0.0, 1.0, opt.nfe + 1));
   if (!r.generated.allFinite()) throw fm::NumericalError("non-finite samples for " + name);
-  r.w2 = fm::examples::exact_w2(r.generated, r.target);
-  r.floor_w2 = fm::examples::exact_w2(other, r.target);
+  r.w2 = fm::wasserstein2(r.generated, r.target);
+  r.floor_w2 = fm::wasserstein2(other, r.target);
   return r;
 }
 

@@ -6,11 +6,14 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,7 +44,22 @@ struct Options {
   long long trajectories = 40;
   std::string out = FLOWMATCH_DEFAULT_OUT;
   std::vector<long long> hidden{1024, 16};
+  std::string save;                 // checkpoint written after training
+  std::string resume;               // checkpoint to continue from
+  long long checkpoint_every = 0;   // periodic checkpoints into checkpoint_dir (0: none)
+  std::string checkpoint_dir;       // default: <out>/checkpoints
+  long long checkpoint_keep = 3;
 };
+
+// Ctrl-C: the handler only sets this flag; the training callback sees it and stops training, and
+// run() then writes a final checkpoint. A second Ctrl-C ends the process at once.
+std::atomic<bool> stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void on_sigint(int) {
+  stop_requested.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
 
 constexpr double kBound = 15.0;  // the seed's plotting bounds: [-15, 15]^2
 constexpr int kGrid = 240;       // heatmap resolution
@@ -115,10 +133,25 @@ int run(const Options& opt) {
   const fm::GaussianMixture p_data = fm::GaussianMixture::symmetric_2D(11, 1.0, 10.0);
   const fm::GaussianConditionalPath path(p_data, fm::LinearAlpha{}, fm::SquareRootBeta{});
   std::vector<fm::Index> hidden(opt.hidden.begin(), opt.hidden.end());
+  if (!opt.resume.empty()) {
+    // The architecture is the checkpoint's (the file is fully checked here, and again on loading).
+    const fm::CheckpointInfo info = fm::read_checkpoint_info(opt.resume);
+    if (info.scalar != "float" || info.activation != "silu" || info.layer_widths.size() < 2 ||
+        info.layer_widths.front() != 3 || info.layer_widths.back() != 2 || info.optimizer != "adam" ||
+        !info.has_trainer_state)
+      throw fm::Error("'" + opt.resume + "' is not a gmm2d training checkpoint (float SiLU MLP 3-...-2, Adam, trainer state)");
+    hidden.assign(info.layer_widths.begin() + 1, info.layer_widths.end() - 1);
+  }
   const auto seed = static_cast<std::uint64_t>(opt.seed);
   fm::MLPVectorField<float, fm::SiLU> model(2, hidden, seed);
   fm::Adam<float> adam(opt.lr);
   fm::CFMTrainer trainer(path, model, adam, seed + 1);
+  if (!opt.resume.empty()) {
+    fm::load_checkpoint(opt.resume, trainer);
+    std::printf("gmm2d: resumed from '%s' at step %lld (learning rate %g)\n", opt.resume.c_str(),
+                trainer.steps_done(), adam.learning_rate());
+  }
+  const long long steps_to_run = std::max(0LL, opt.steps - trainer.steps_done());
 
   std::printf("gmm2d: %lld steps, batch %lld, lr %g, MLP 3-", opt.steps, opt.batch, opt.lr);
   for (auto h : hidden) std::printf("%lld-", static_cast<long long>(h));
@@ -127,21 +160,49 @@ int run(const Options& opt) {
 
   // ---------------------------------------------------------------- training
   std::vector<double> step_seconds;
-  step_seconds.reserve(static_cast<std::size_t>(opt.steps));
+  step_seconds.reserve(static_cast<std::size_t>(steps_to_run));
   fm::examples::ProgressReporter progress(500);
+  const std::filesystem::path checkpoint_dir =
+      opt.checkpoint_dir.empty() ? out_dir / "checkpoints" : std::filesystem::path(opt.checkpoint_dir);
+  std::optional<fm::PeriodicCheckpoint<decltype(trainer)>> checkpoints;
+  if (opt.checkpoint_every > 0)
+    checkpoints.emplace(trainer, checkpoint_dir, opt.checkpoint_every, static_cast<int>(opt.checkpoint_keep), "gmm2d");
   double last = 0.0;
+  stop_requested.store(false);
+  std::signal(SIGINT, on_sigint);
   const auto t_train = Clock::now();
-  const std::vector<double> losses = trainer.train(opt.steps, opt.batch, [&](const fm::TrainProgress& p) {
+  const std::vector<double> losses = trainer.train(steps_to_run, opt.batch, [&](const fm::TrainProgress& p) {
     step_seconds.push_back(p.seconds - last);
     last = p.seconds;
     progress(p);
+    if (checkpoints) (*checkpoints)(p);
+    return !stop_requested.load();
   });
   const double train_s = std::chrono::duration<double>(Clock::now() - t_train).count();
+  const bool interrupted = stop_requested.load();
+  std::signal(SIGINT, SIG_DFL);
+  // The final checkpoint: --save, or on Ctrl-C wherever the periodic ones go (or <out>/interrupted.fmck).
+  std::filesystem::path final_checkpoint;
+  if (!opt.save.empty()) {
+    final_checkpoint = opt.save;
+    fm::save_checkpoint(final_checkpoint, trainer);
+  } else if (interrupted) {
+    final_checkpoint = checkpoints ? checkpoints->save_now() : out_dir / "interrupted.fmck";
+    if (!checkpoints) fm::save_checkpoint(final_checkpoint, trainer);
+  }
+  if (!final_checkpoint.empty())
+    std::printf("checkpoint at step %lld written to %s\n", trainer.steps_done(), final_checkpoint.string().c_str());
+  if (interrupted) {
+    std::printf("\ngmm2d: interrupted at step %lld of %lld; continue with --resume %s\n", trainer.steps_done(),
+                opt.steps, final_checkpoint.string().c_str());
+    return 130;
+  }
   const std::size_t warmup = std::min<std::size_t>(20, step_seconds.size() / 2);
   const double ms_step = 1e3 * median(std::vector<double>(step_seconds.begin() + static_cast<std::ptrdiff_t>(warmup), step_seconds.end()));
   double final_loss = 0.0;
   const std::size_t tail = std::min<std::size_t>(100, losses.size());
   for (std::size_t k = losses.size() - tail; k < losses.size(); ++k) final_loss += losses[k] / static_cast<double>(tail);
+  if (losses.empty()) final_loss = std::nan("");
 
   // ---------------------------------------------------------------- sampling
   fm::Rng rng(seed + 2);
@@ -261,7 +322,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"gmm2d: train and sample the seed flow-matching workload (11-mode Gaussian mixture)"};
-  app.add_option("--steps", opt.steps, "training steps")->check(fm::examples::at_least(0))->capture_default_str();
+  app.add_option("--steps", opt.steps, "training steps in all (a resumed run continues up to this count)")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--batch", opt.batch, "training batch size")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--lr", opt.lr, "Adam learning rate")->check(fm::examples::positive_finite())->capture_default_str();
   app.add_option("--seed", opt.seed, "random seed (model init, training batches, sampling)")->capture_default_str();
@@ -271,6 +332,14 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--trajectories", opt.trajectories, "trajectories drawn in generated.png")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--out", opt.out, "output folder")->capture_default_str();
+  app.add_option("--save", opt.save, "write a training checkpoint (model, Adam, step, generator) here after training");
+  app.add_option("--resume", opt.resume,
+                 "continue from this checkpoint (its architecture and learning rate; --steps is the total)");
+  app.add_option("--checkpoint-every", opt.checkpoint_every, "write a checkpoint every N steps (0: never)")
+      ->check(fm::examples::at_least(0))->capture_default_str();
+  app.add_option("--checkpoint-dir", opt.checkpoint_dir, "folder of the periodic checkpoints (default: OUT/checkpoints)");
+  app.add_option("--checkpoint-keep", opt.checkpoint_keep, "periodic checkpoints kept (the newest)")
+      ->check(fm::examples::at_least(1))->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -373,6 +373,32 @@ TEST_CASE("Training steps with another source, an OT coupling, or labels allocat
   CHECK(c.total() == 0);
 }
 
+TEST_CASE("CFMTrainer::step with the gradient check and clipping by norm allocates nothing after the first step",
+          "[alloc][train][guards]") {
+  ThreadsGuard guard;
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    SeedModel model = seed_model();
+    Adam<float> adam(1e-3);
+    TrainerOptions options;
+    options.check_gradient = true;
+    options.max_grad_norm = 1e-3;  // small enough that every step clips
+    options.on_non_finite = NonFinitePolicy::SkipBatch;
+    CFMTrainer trainer(GaussianConditionalPath(GaussianMixture::symmetric_2D(11, 1.0, 10.0), LinearAlpha{},
+                                               SquareRootBeta{}),
+                       model, adam, 1, options);
+    trainer.step(kSeedBatch);  // warm-up
+    for (int k = 0; k < 3; ++k) {
+      double loss = 0.0;
+      const Counts c = count_allocations([&] { loss = trainer.step(kSeedBatch); });
+      INFO("threads " << threads << ", guarded step " << k + 2 << ": operator new " << c.operator_new << ", malloc "
+                      << c.malloc << " (loss " << loss << ")");
+      CHECK(c.total() == 0);
+    }
+    CHECK(trainer.clipped_steps() == 4);
+  }
+}
+
 TEST_CASE("EulerSimulator::step and simulate_inplace on a learned vector field allocate nothing after the first step",
           "[alloc][ode]") {
   ThreadsGuard guard;
@@ -401,6 +427,66 @@ TEST_CASE("EulerSimulator::step and simulate_inplace on a learned vector field a
       }
       CHECK(x.allFinite());
     }
+  }
+}
+
+TEST_CASE("Midpoint Heun RK4 and Dopri5 steps on a learned vector field allocate nothing after the first step",
+          "[alloc][ode]") {
+  ThreadsGuard guard;
+  SeedModel model = seed_model();
+  train_a_little(model);
+  using S = SeedModel::Scalar;
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    Rng rng(12);
+    const Matrix<S> x0 = Gaussian::standard(2, 1.0).sample<S>(kSeedBatch, rng);
+    LearnedVectorFieldODE ode(model);
+    const auto check_fixed = [&](auto stepper, const char* name) {
+      auto sim = ODESimulator<decltype(ode), decltype(stepper)>(ode, stepper);
+      Matrix<S> x = x0;
+      sim.step(x, 0.0, 0.1);  // warm-up: sizes the stage buffers
+      const Counts steps = count_allocations([&] {
+        for (int k = 1; k < 4; ++k) sim.step(x, 0.1 * k, 0.1);
+      });
+      const Counts whole = count_allocations([&] { sim.simulate_inplace(x, 0.0, 1.0, 20); });
+      INFO(name << ", threads " << threads << ": 3 steps " << steps.total() << ", 20-step simulate_inplace "
+                << whole.total() << " allocations");
+      CHECK(steps.total() == 0);
+      CHECK(whole.total() == 0);
+      CHECK(x.allFinite());
+    };
+    check_fixed(MidpointStepper<S>{}, "midpoint");
+    check_fixed(HeunStepper<S>{}, "heun");
+    check_fixed(RK4Stepper<S>{}, "rk4");
+    Dopri5Stepper<S> dopri(1e-4, 1e-4);
+    Matrix<S> x = x0;
+    dopri.advance(ode, x, 0.0, 0.5);  // warm-up
+    x = x0;
+    const Counts adaptive = count_allocations([&] { dopri.advance(ode, x, 0.0, 0.99); });
+    INFO("dopri5, threads " << threads << ": " << adaptive.total() << " allocations over " << dopri.stats().accepted
+                            << " accepted and " << dopri.stats().rejected << " rejected steps");
+    CHECK(adaptive.total() == 0);
+    CHECK(dopri.stats().accepted > 1);
+  }
+}
+
+TEST_CASE("Euler-Maruyama steps of the Langevin flow SDE on a learned vector field allocate nothing after the first",
+          "[alloc][sde]") {
+  ThreadsGuard guard;
+  SeedModel model = seed_model();
+  train_a_little(model);
+  using S = SeedModel::Scalar;
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    Rng rng(13);
+    Matrix<S> x = Gaussian::standard(2, 1.0).sample<S>(kSeedBatch, rng);
+    LangevinFlowSDE<SeedModel, LinearAlpha, SquareRootBeta> sde(model, 0.5);
+    EulerMaruyamaSimulator em(sde);
+    em.step(x, 0.0, 0.01, rng);  // warm-up
+    const Counts steps = count_allocations([&] { em.simulate_inplace(x, 0.01, 0.99, 20, rng); });
+    INFO("threads " << threads << ": 20 Euler-Maruyama steps, " << steps.total() << " allocations");
+    CHECK(steps.total() == 0);
+    CHECK(x.allFinite());
   }
 }
 

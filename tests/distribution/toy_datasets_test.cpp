@@ -261,14 +261,15 @@ TEST_CASE("Empirical::from_csv reads a data set, with or without a header", "[di
 
 TEST_CASE("Empirical::from_csv refuses bad files with clear messages", "[distribution][empirical][errors]") {
   const auto ragged = temp_file("ragged.csv", "1,2\n3,4\n5\n");
-  CHECK_THROWS_WITH(Empirical::from_csv(ragged.string()), Catch::Contains("line 3") && Catch::Contains("1 fields"));
+  CHECK_THROWS_AS(Empirical::from_csv(ragged.string()), CsvError);
+  CHECK_THROWS_WITH(Empirical::from_csv(ragged.string()), Catch::Contains("ragged.csv:3:"));
   const auto text = temp_file("text.csv", "a,b\n1,2\nx,3\n");
-  CHECK_THROWS_WITH(Empirical::from_csv(text.string()), Catch::Contains("line 3") && Catch::Contains("finite number"));
+  CHECK_THROWS_WITH(Empirical::from_csv(text.string()), Catch::Contains("text.csv:3:"));
   const auto three = temp_file("three.csv", "1,2,3\n");
   CHECK_THROWS_AS(Empirical::from_csv(three.string(), 2), DimensionMismatch);
   CHECK_THROWS_WITH(Empirical::from_csv(three.string(), 2), Catch::Contains("has fields (dimension) 3, expected 2"));
   const auto empty = temp_file("empty.csv", "x,y\n");
-  CHECK_THROWS_WITH(Empirical::from_csv(empty.string()), Catch::Contains("no data line"));
+  CHECK_THROWS_AS(Empirical::from_csv(empty.string()), Error);
   CHECK_THROWS_AS(Empirical::from_csv("/nonexistent/flowmatch.csv"), Error);
   // A CSV whose dimension does not match the model: the trainer refuses it.
   const Empirical data = Empirical::from_csv(three.string());

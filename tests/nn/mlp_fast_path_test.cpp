@@ -87,6 +87,11 @@ TEST_CASE("MLPVectorField float SiLU fast path agrees with the double computatio
         Matrix<float> inferred(sh.out, n);
         mf.forward(xf, tf, inferred, ws);
         CHECK(rel(inferred.cast<double>(), out_d) < 2e-6);
+        // One time for the whole batch (the sampling case: folded into the first bias).
+        const Matrix<double> out_scalar_t = md.forward_train(x, 0.37, wd);
+        Matrix<float> inferred_scalar_t(sh.out, n);
+        mf.forward(xf, 0.37, inferred_scalar_t, ws);
+        CHECK(rel(inferred_scalar_t.cast<double>(), out_scalar_t) < 2e-6);
         const Matrix<float> trained = mf.forward_train(xf, tf, ws);
         CHECK(rel(trained.cast<double>(), out_d) < 2e-6);
         const Matrix<float> gout = (2.0 / count * (out_d - target)).cast<float>();

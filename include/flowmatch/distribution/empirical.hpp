@@ -3,11 +3,8 @@
 /// An empirical distribution: uniform over a fixed set of points (a data set in a matrix or a CSV
 /// file), sampled with replacement.
 
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +12,7 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/io/csv.hpp"
 
 namespace flowmatch {
 
@@ -35,47 +33,16 @@ class Empirical {
                                 "every entry must be finite");
   }
 
-  /// Reads a CSV file with one point per line and one coordinate per comma-separated field. A
-  /// first line that is not all numbers is a header and is skipped; blank lines are skipped. If
-  /// `expected_dim` > 0, the number of fields must equal it (throws DimensionMismatch naming the
-  /// file otherwise); every line must have as many fields as the first (InvalidArgument naming the
-  /// line otherwise). Throws Error if the file cannot be read.
+  /// Reads a CSV file with one point per line and one coordinate per field, with io/csv.hpp's
+  /// read_csv (a first line of names is a header; blank and '#' lines are skipped; a ragged,
+  /// empty or non-numeric file throws CsvError naming file:line:column). If `expected_dim` > 0,
+  /// the number of fields must equal it: throws DimensionMismatch naming the file otherwise.
   static Empirical from_csv(const std::string& file, Index expected_dim = 0) {
-    constexpr const char* where = "flowmatch::Empirical::from_csv";
-    std::ifstream is(file);
-    if (!is) throw Error(std::string(where) + ": cannot open '" + file + "'");
-    std::vector<double> values;
-    std::vector<double> row;
-    Index dim = 0, count = 0;
-    std::string line;
-    long long line_no = 0;
-    bool first = true;
-    while (std::getline(is, line)) {
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      const bool numeric = parse_row(line, row);
-      if (first && !numeric) {  // header
-        first = false;
-        continue;
-      }
-      first = false;
-      const std::string at = "line " + std::to_string(line_no) + " of '" + file + "'";
-      if (!numeric) detail::throw_invalid(where, at, line, "every field must be a finite number");
-      if (dim == 0) {
-        dim = static_cast<Index>(row.size());
-        if (expected_dim > 0 && dim != expected_dim)
-          detail::throw_dimension(where, "'" + file + "'", "fields (dimension)", dim, expected_dim);
-      } else if (static_cast<Index>(row.size()) != dim) {
-        detail::throw_invalid(where, at, line,
-                              "has " + std::to_string(row.size()) + " fields, the first data line has " +
-                                  std::to_string(dim));
-      }
-      values.insert(values.end(), row.begin(), row.end());
-      ++count;
-    }
-    if (count == 0) detail::throw_invalid(where, "file", file, "holds no data line");
-    return Empirical(Eigen::Map<const Matrix<double>>(values.data(), dim, count));
+    Matrix<double> data = read_csv<double>(file);
+    if (expected_dim > 0 && data.rows() != expected_dim)
+      detail::throw_dimension("flowmatch::Empirical::from_csv", "'" + file + "'", "fields (dimension)", data.rows(),
+                              expected_dim);
+    return Empirical(std::move(data));
   }
 
   Index dim() const { return points_.rows(); }
@@ -96,26 +63,6 @@ class Empirical {
   }
 
  private:
-  // Splits a line at commas into finite numbers; false if a field is not one.
-  static bool parse_row(const std::string& line, std::vector<double>& row) {
-    row.clear();
-    std::size_t start = 0;
-    for (;;) {
-      const std::size_t end = line.find(',', start);
-      std::string field = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
-      const std::size_t a = field.find_first_not_of(" \t"), b = field.find_last_not_of(" \t");
-      if (a == std::string::npos) return false;
-      field = field.substr(a, b - a + 1);
-      char* stop = nullptr;
-      errno = 0;
-      const double v = std::strtod(field.c_str(), &stop);
-      if (stop != field.c_str() + field.size() || errno == ERANGE || !std::isfinite(v)) return false;
-      row.push_back(v);
-      if (end == std::string::npos) return true;
-      start = end + 1;
-    }
-  }
-
   Matrix<double> points_;
 };
 

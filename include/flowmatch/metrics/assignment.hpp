@@ -18,8 +18,9 @@ namespace flowmatch {
 /// Solves min over injective maps pi: rows -> columns of sum_i cost(i, pi(i)) for an n x m cost
 /// matrix with n <= m (square: a permutation). Exact for any finite real costs (negative ones
 /// too). Each of the n rows is added by one shortest-augmenting-path search (Dijkstra on reduced
-/// costs with potentials u, v), so the work is O(n^2 m) in the worst case and far less on typical
-/// inputs: n = 2000 random Euclidean costs take about a second.
+/// costs c(i, j) - u_i - v_j >= 0 with dual potentials u, v, updated once per search: the
+/// Jonker-Volgenant scheme as in Crouse, "On implementing 2D rectangular assignment algorithms",
+/// 2016), so the work is O(n^2 m) in the worst case and far less on typical inputs.
 ///
 /// The object keeps its buffers: repeated solves at one size allocate nothing (solve() into a
 /// caller's vector of the right size). Costs are copied into a row-major double buffer first.
@@ -44,57 +45,68 @@ class AssignmentSolver {
         c_(i, j) = v;
       }
     const auto N = static_cast<std::size_t>(n), M = static_cast<std::size_t>(m);
-    // 1-based arrays; column 0 is a virtual column holding the row being inserted.
-    u_.assign(N + 1, 0.0);
-    v_.assign(M + 1, 0.0);
-    p_.assign(M + 1, 0);    // p_[j]: row matched to column j (0: none)
-    way_.assign(M + 1, 0);  // predecessor column on the shortest path
-    minv_.resize(M + 1);
-    used_.resize(M + 1);
     constexpr double inf = std::numeric_limits<double>::infinity();
-    for (std::size_t i = 1; i <= N; ++i) {
-      p_[0] = i;
-      std::size_t j0 = 0;
-      std::fill(minv_.begin(), minv_.end(), inf);
-      std::fill(used_.begin(), used_.end(), char{0});
-      do {
-        used_[j0] = 1;
-        const std::size_t i0 = p_[j0];
-        const double* row = c_.data() + (i0 - 1) * M;  // row-major
-        const double ui0 = u_[i0];
-        double delta = inf;
-        std::size_t j1 = 0;
-        for (std::size_t j = 1; j <= M; ++j) {
-          if (used_[j]) continue;
-          const double cur = row[j - 1] - ui0 - v_[j];
-          if (cur < minv_[j]) {
-            minv_[j] = cur;
-            way_[j] = j0;
+    constexpr std::size_t none = static_cast<std::size_t>(-1);
+    u_.assign(N, 0.0);
+    v_.assign(M, 0.0);
+    col4row_.assign(N, none);
+    row4col_.assign(M, none);
+    path_.assign(M, none);
+    dist_.resize(M);
+    remaining_.resize(M);
+    scanned_rows_.resize(N);
+    scanned_cols_.resize(M);
+    for (std::size_t cur = 0; cur < N; ++cur) {
+      // Dijkstra from row `cur` over reduced costs c(i, j) - u_i - v_j >= 0 until a free column.
+      std::fill(dist_.begin(), dist_.end(), inf);
+      std::fill(scanned_rows_.begin(), scanned_rows_.end(), char{0});
+      std::fill(scanned_cols_.begin(), scanned_cols_.end(), char{0});
+      for (std::size_t k = 0; k < M; ++k) remaining_[k] = M - 1 - k;
+      std::size_t left = M, i = cur, sink = none;
+      double min_val = 0.0;
+      while (sink == none) {
+        scanned_rows_[i] = 1;
+        const double* row = c_.data() + i * M;  // row-major
+        const double base = min_val - u_[i];
+        std::size_t best = none;
+        double lowest = inf;
+        for (std::size_t k = 0; k < left; ++k) {
+          const std::size_t j = remaining_[k];
+          const double r = base + row[j] - v_[j];
+          if (r < dist_[j]) {
+            path_[j] = i;
+            dist_[j] = r;
           }
-          if (minv_[j] < delta) {
-            delta = minv_[j];
-            j1 = j;
+          // Ties go to a free column: the search ends sooner.
+          if (dist_[j] < lowest || (dist_[j] == lowest && row4col_[j] == none)) {
+            lowest = dist_[j];
+            best = k;
           }
         }
-        for (std::size_t j = 0; j <= M; ++j) {
-          if (used_[j]) {
-            u_[p_[j]] += delta;
-            v_[j] -= delta;
-          } else {
-            minv_[j] -= delta;
-          }
-        }
-        j0 = j1;
-      } while (p_[j0] != 0);
-      do {  // augment along the path
-        const std::size_t j1 = way_[j0];
-        p_[j0] = p_[j1];
-        j0 = j1;
-      } while (j0 != 0);
+        min_val = lowest;
+        const std::size_t j = remaining_[best];
+        if (row4col_[j] == none) sink = j;
+        else i = row4col_[j];
+        scanned_cols_[j] = 1;
+        remaining_[best] = remaining_[--left];
+      }
+      // Potentials: keep reduced costs >= 0 and those on the new matching at 0.
+      u_[cur] += min_val;
+      for (std::size_t r = 0; r < N; ++r)
+        if (scanned_rows_[r] && r != cur) u_[r] += min_val - dist_[col4row_[r]];
+      for (std::size_t j = 0; j < M; ++j)
+        if (scanned_cols_[j]) v_[j] -= min_val - dist_[j];
+      // Augment along the path back to row `cur`.
+      std::size_t j = sink;
+      for (;;) {
+        const std::size_t r = path_[j];
+        row4col_[j] = r;
+        std::swap(col4row_[r], j);
+        if (r == cur) break;
+      }
     }
     assignment.resize(N);
-    for (std::size_t j = 1; j <= M; ++j)
-      if (p_[j] != 0) assignment[p_[j] - 1] = static_cast<Index>(j - 1);
+    for (std::size_t r = 0; r < N; ++r) assignment[r] = static_cast<Index>(col4row_[r]);
     double total = 0.0;
     for (std::size_t i = 0; i < N; ++i) total += c_(static_cast<Index>(i), assignment[i]);
     return total;
@@ -102,9 +114,9 @@ class AssignmentSolver {
 
  private:
   RowMajorMatrix<double> c_;
-  std::vector<double> u_, v_, minv_;
-  std::vector<std::size_t> p_, way_;
-  std::vector<char> used_;
+  std::vector<double> u_, v_, dist_;
+  std::vector<std::size_t> col4row_, row4col_, path_, remaining_;
+  std::vector<char> scanned_rows_, scanned_cols_;
 };
 
 /// The optimal assignment of an n x m cost matrix (n <= m): element i is the column given to row i

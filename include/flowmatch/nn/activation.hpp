@@ -30,41 +30,46 @@ using ConstArrayMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>, Eigen
 template <class S>
 using MutArrayMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>, Eigen::Unaligned>;
 #if defined(__AVX512F__)
-/// SiLU forward on 16 floats at a time, about 1.8x faster than Eigen's exp and division (measured
-/// 0.26 vs 0.46 ns an element), within 3e-7 relative of the exact sigmoid:
-///   sigmoid(z) = 1 / (1 + e^x), x = -z clamped to [-87, 88] (e^x stays finite);
-///   e^x = 2^k e^r with k = round(x / ln 2), r = x - k ln 2 in two FMA steps (Cody-Waite),
-///   e^r by its degree-7 Taylor polynomial (|r| <= ln2 / 2: truncation below 3e-9), 2^k by scalef;
-///   1 / d by rcp14 plus one Newton step q (2 - d q) instead of a division.
-/// Where z < -88 the sigmoid (below 6e-39) is returned as 0 or a denormal, never NaN.
-/// Returns how many leading elements it handled (a multiple of 16); the caller does the rest.
+namespace avx512 {
+/// sigmoid(z) = 1 / (1 + e^-z) on 16 floats, within 3e-7 relative of the exact value (the
+/// tests hold it to 1e-6 against double):
+///   z is clamped to [-88, 87] (e^-z stays finite); e^-z = 2^k e^r with k = round(-z / ln 2) and
+///   r = -(z + k ln 2) computed in two FMA steps (Cody-Waite); e^r by a degree-6 polynomial,
+///   minimax on |r| <= ln2 / 2 (relative error 2e-9, about 1e-7 once evaluated in float),
+///   written in -r so that z is never negated; 2^k by scalef; 1 / d by rcp14 plus one Newton step
+///   q (2 - d q) instead of a division. Where z < -88 the result is 0 or a denormal, never NaN.
+/// About 18 vector operations for 16 values.
+inline __m512 sigmoid(__m512 z) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 zc = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(87.0f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(zc, _mm512_set1_ps(-1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 m = _mm512_fmadd_ps(k, _mm512_set1_ps(0.693145751953125f), zc);  // m = -r
+  m = _mm512_fmadd_ps(k, _mm512_set1_ps(1.428606765330187045e-06f), m);
+  // e^r = sum c_i r^i = sum (-1)^i c_i m^i
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.383684576e-03f), m, _mm512_set1_ps(-8.374815807e-03f));
+  p = _mm512_fmadd_ps(p, m, _mm512_set1_ps(4.166822508e-02f));
+  p = _mm512_fmadd_ps(p, m, _mm512_set1_ps(-1.666641980e-01f));
+  p = _mm512_fmadd_ps(p, m, _mm512_set1_ps(4.999999106e-01f));
+  p = _mm512_fmadd_ps(p, m, _mm512_set1_ps(-1.0f));
+  p = _mm512_fmadd_ps(p, m, one);
+  const __m512 d = _mm512_add_ps(one, _mm512_scalef_ps(p, k));
+  const __m512 q = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(2.0f)));
+}
+}  // namespace avx512
+
+/// SiLU forward on 16 floats at a time with avx512::sigmoid (measured about 1.8x faster than
+/// Eigen's exp and division). Returns how many leading elements it handled (a multiple of 16);
+/// the caller does the rest.
 // Not inlined: GCC 12 at -O3 would otherwise propagate a caller's small constant n and report
 // -Warray-bounds on loads the loop never executes (i + 16 <= n). A call per 1024-float column
 // costs nothing measurable.
 [[gnu::noinline]] inline Index silu_forward_avx512(const float* z, float* a, float* s, Index n) {
-  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
-  const __m512 ln2_hi = _mm512_set1_ps(0.693145751953125f), ln2_lo = _mm512_set1_ps(1.428606765330187045e-06f);
-  const __m512 lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(88.0f);
-  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
-  const __m512 c2 = _mm512_set1_ps(1.0f / 2), c3 = _mm512_set1_ps(1.0f / 6), c4 = _mm512_set1_ps(1.0f / 24),
-               c5 = _mm512_set1_ps(1.0f / 120), c6 = _mm512_set1_ps(1.0f / 720), c7 = _mm512_set1_ps(1.0f / 5040);
   Index i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m512 zi = _mm512_loadu_ps(z + i);
-    const __m512 x = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), zi), lo), hi);
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, ln2_hi, x);
-    r = _mm512_fnmadd_ps(k, ln2_lo, r);
-    __m512 p = _mm512_fmadd_ps(c7, r, c6);
-    p = _mm512_fmadd_ps(p, r, c5);
-    p = _mm512_fmadd_ps(p, r, c4);
-    p = _mm512_fmadd_ps(p, r, c3);
-    p = _mm512_fmadd_ps(p, r, c2);
-    p = _mm512_fmadd_ps(p, r, one);
-    p = _mm512_fmadd_ps(p, r, one);
-    const __m512 d = _mm512_add_ps(one, _mm512_scalef_ps(p, k));
-    __m512 q = _mm512_rcp14_ps(d);
-    q = _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, two));
+    const __m512 q = avx512::sigmoid(zi);
     _mm512_storeu_ps(s + i, q);
     _mm512_storeu_ps(a + i, _mm512_mul_ps(zi, q));
   }

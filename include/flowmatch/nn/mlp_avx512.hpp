@@ -24,45 +24,27 @@
 #include <type_traits>
 
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/nn/activation.hpp"
+
+namespace flowmatch::detail::avx512 {
+/// Largest first-layer fan-in the kernels handle (the number of accumulators they keep).
+inline constexpr Index kMaxFanIn = 8;
+}  // namespace flowmatch::detail::avx512
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
 namespace flowmatch::detail::avx512 {
 
-/// Largest first-layer fan-in the kernels handle (the number of accumulators they keep).
-inline constexpr Index kMaxFanIn = 8;
-
-/// sigmoid(z) on 16 lanes, within 3e-7 relative of the exact value (the same algorithm as
-/// silu_forward_avx512 in activation.hpp: e^-z by Cody-Waite reduction, a degree-7 polynomial and
-/// scalef; 1 / (1 + e^-z) by rcp14 and one Newton step). z below -88 gives 0 or a denormal.
-inline __m512 sigmoid(__m512 z) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512 x = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), z), _mm512_set1_ps(-87.0f)),
-                                 _mm512_set1_ps(88.0f));
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 5040), r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 2));
-  p = _mm512_fmadd_ps(p, r, one);
-  p = _mm512_fmadd_ps(p, r, one);
-  const __m512 d = _mm512_add_ps(one, _mm512_scalef_ps(p, k));
-  const __m512 q = _mm512_rcp14_ps(d);
-  return _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(2.0f)));
-}
-
-/// h = SiLU(W0 in + b0) for nb columns, and s = sigmoid(W0 in + b0) when s is not null.
+/// h = SiLU(W0 in + b0) for nb columns, and s = sigmoid(W0 in + b0) when s is not null. Column j
+/// of `in` starts at in + j * in_stride (in_stride >= F: inference passes F - 1 inputs with the
+/// time already folded into b0 when it is the same for every column).
 template <int F>
-inline void first_layer_silu(const float* w0, const float* b0, const float* in, Index K, Index nb, float* h,
-                             float* s, Index ld) {
+inline void first_layer_silu(const float* w0, const float* b0, const float* in, Index in_stride, Index K, Index nb,
+                             float* h, float* s, Index ld) {
   for (Index j = 0; j < nb; ++j) {
     __m512 xin[F];
-    for (int r = 0; r < F; ++r) xin[r] = _mm512_set1_ps(in[j * F + r]);
+    for (int r = 0; r < F; ++r) xin[r] = _mm512_set1_ps(in[j * in_stride + r]);
     float* hj = h + j * ld;
     float* sj = s ? s + j * ld : nullptr;
     for (Index k = 0; k < K; k += 16) {

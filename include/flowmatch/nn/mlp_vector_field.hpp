@@ -60,6 +60,7 @@ class MLPVectorField {
     Matrix<S> w0;                ///< first-layer weight, column-major copy (small fan-in kernel)
     Matrix<S> w2t;               ///< AVX-512 kernels: second weight transposed, padded to 16 rows
     RowMajorMatrix<S> w2p;       ///< AVX-512 kernels: second weight padded to 16 rows
+    Vector<S> bt;                ///< AVX-512 inference at one time t: first bias + t * time weights
     /// Per-thread scratch of the backward pass: deltas of one column block, gradient accumulators.
     struct Thread {
       std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
@@ -201,7 +202,10 @@ class MLPVectorField {
     const int threads = threads_for(blocks);
     prepare_threads(ws, threads);
     if (small_fan_in()) ws.w0 = weight(0);
-    if (fast_path()) ws.w2t.topRows(fan_out(1)) = weight(1);
+    if (fast_path()) {
+      ws.w2t.topRows(fan_out(1)) = weight(1);
+      if constexpr (std::is_arithmetic_v<T>) ws.bt.noalias() = bias(0) + static_cast<S>(t) * ws.w0.col(fan_in(0) - 1);
+    }
     auto body = [&](Index b, int worker) {
       const detail::FlushDenormals flush;  // see core/denormals.hpp
       inference_block(x, t, out, ws, ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
@@ -447,6 +451,7 @@ class MLPVectorField {
     if (fast_path()) {
       ws.w2t.setZero(16, fan_out(0));
       ws.w2p.setZero(16, fan_out(0));
+      ws.bt.resize(fan_out(0));
     }
   }
 
@@ -490,11 +495,19 @@ class MLPVectorField {
         // Layers 0 and 1 by the AVX-512 kernels; the K x nb activations packed in hidden[0].
         const Index K = fan_out(0), M = fan_out(1);
         S* h = th.hidden[0].data();  // sized (K + 16) x block by prepare_threads
-        const Index ld = fast_ld();
-        detail::avx512::dispatch_fan_in(fan_in(0), [&](auto F) {
-          detail::avx512::first_layer_silu<decltype(F)::value>(ws.w0.data(), bias(0).data(), th.in.data(), K, nb, h,
-                                                               nullptr, ld);
-        });
+        const Index ld = fast_ld(), F = fan_in(0);
+        if constexpr (std::is_arithmetic_v<T>) {
+          // One time for all columns: forward() folded b0 + t W0[:, F - 1] into ws.bt.
+          detail::avx512::dispatch_fan_in(F - 1, [&](auto FF) {
+            detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), ws.bt.data(), th.in.data(), F, K, nb,
+                                                                  h, nullptr, ld);
+          });
+        } else {
+          detail::avx512::dispatch_fan_in(F, [&](auto FF) {
+            detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), bias(0).data(), th.in.data(), F, K, nb,
+                                                                  h, nullptr, ld);
+          });
+        }
         detail::avx512::second_layer(ws.w2t.data(), h, K, nb, th.y.data(), ld);
         if (L == 2) {
           out.middleCols(j0, nb) = th.y.topLeftCorner(M, nb).template cast<typename DO::Scalar>();
@@ -541,7 +554,7 @@ class MLPVectorField {
   }
 
   /// Forward pass over columns [j0, j0 + nb) of the batch, layer after layer.
-  void forward_block(Workspace& ws, typename Workspace::Thread* th, Index j0, Index nb) const {
+  void forward_block(Workspace& ws, [[maybe_unused]] typename Workspace::Thread* th, Index j0, Index nb) const {
     const Index L = num_layers();
     Index first = 0;
 #if defined(__AVX512F__)
@@ -553,8 +566,8 @@ class MLPVectorField {
         S* h = ws.a[1].data() + j0 * ld;
         S* sg = ws.aux[1].data() + j0 * ld;
         detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-          detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), bias(0).data(), ws.a[0].data() + j0 * F, K,
-                                                                nb, h, sg, ld);
+          detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), bias(0).data(), ws.a[0].data() + j0 * F, F,
+                                                                K, nb, h, sg, ld);
         });
         detail::avx512::second_layer(ws.w2t.data(), h, K, nb, th->y.data(), ld);
         Matrix<S>& z = L == 2 ? ws.out : ws.a[2];

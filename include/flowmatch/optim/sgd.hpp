@@ -4,6 +4,7 @@
 /// and the one to copy when writing your own.
 
 #include <cmath>
+#include <utility>
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/types.hpp"
@@ -35,6 +36,7 @@ class SGD {
     lr_ = lr;
   }
   double momentum() const { return momentum_; }
+  bool nesterov() const { return nesterov_; }
   long long steps_taken() const { return steps_; }
   const Vector<S>& momentum_buffer() const { return buf_; }
 
@@ -64,6 +66,17 @@ class SGD {
         params.noalias() -= lr * buf_;
     }
     ++steps_;
+  }
+
+  /// Restores the state (for checkpoints): the momentum buffer (empty, or one entry per parameter
+  /// when momentum > 0) and the step count.
+  void set_state(Vector<S> buffer, long long steps) {
+    constexpr const char* where = "flowmatch::SGD::set_state";
+    if (steps < 0) detail::throw_invalid(where, "steps", steps, "must be >= 0");
+    if (momentum_ == 0.0 && buffer.size() != 0)
+      detail::throw_dimension(where, "buffer", "size", buffer.size(), 0);
+    buf_ = std::move(buffer);
+    steps_ = steps;
   }
 
  private:

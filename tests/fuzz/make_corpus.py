@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Writes the fuzzers' seed corpora (tests/fuzz/corpus/): small valid checkpoints in the format of
+include/flowmatch/io/checkpoint.hpp (and their bare payloads, for the harness's payload path), and
+small CSV files, each prefixed with the option byte csv_fuzzer.cpp reads. Deterministic; rerun after
+a format change: python3 tests/fuzz/make_corpus.py"""
+import os
+import random
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAGIC = b"\x89FMCKPT\n"
+random.seed(1)
+
+
+def model_section(scalar, activation, widths):
+    fmt = "<f" if scalar == 4 else "<d"
+    n = sum(widths[l + 1] * (widths[l] + 1) for l in range(len(widths) - 1))
+    out = struct.pack("<I", scalar) + struct.pack("<I", len(activation)) + activation.encode()
+    out += struct.pack("<I", len(widths)) + b"".join(struct.pack("<Q", w) for w in widths)
+    out += struct.pack("<Q", n) + b"".join(struct.pack(fmt, random.uniform(-1, 1)) for _ in range(n))
+    return out, n, fmt
+
+
+def scalars(fmt, n, lo=-1.0, hi=1.0):
+    return b"".join(struct.pack(fmt, random.uniform(lo, hi)) for _ in range(n))
+
+
+def wrap(payload):
+    head = MAGIC + struct.pack("<IIQI", 1, 32, len(payload), zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head)) + payload
+
+
+def trainer_section(steps):
+    return struct.pack("<Iq", 1, steps) + b"".join(struct.pack("<Q", random.getrandbits(64) | 1) for _ in range(4))
+
+
+def checkpoints():
+    # The gmm2d trainer shape at its smallest: float SiLU MLP 3-2-2, Adam, trainer state.
+    m, n, fmt = model_section(4, "silu", [3, 2, 2])
+    adam = struct.pack("<I", 1) + struct.pack("<ddddq", 1e-3, 0.9, 0.999, 1e-8, 3) + struct.pack("<Q", n)
+    adam += scalars(fmt, n) + scalars(fmt, n, 0.0, 1.0)
+    yield "adam_trainer", m + adam + trainer_section(3)
+    yield "model_only", m + struct.pack("<II", 0, 0)
+    sgd = struct.pack("<I", 2) + struct.pack("<ddIq", 0.01, 0.9, 1, 2) + struct.pack("<Q", n) + scalars(fmt, n)
+    yield "sgd_nesterov", m + sgd + struct.pack("<I", 0)
+    d, _, _ = model_section(8, "tanh", [2, 3, 1])
+    yield "double_tanh_model", d + struct.pack("<II", 0, 0)
+
+
+def main():
+    ck = os.path.join(HERE, "corpus", "checkpoint")
+    os.makedirs(ck, exist_ok=True)
+    for name, payload in checkpoints():
+        with open(os.path.join(ck, name + ".fmck"), "wb") as f:
+            f.write(wrap(payload))
+        with open(os.path.join(ck, name + ".payload"), "wb") as f:
+            f.write(payload)
+    csv = os.path.join(HERE, "corpus", "csv")
+    os.makedirs(csv, exist_ok=True)
+    samples = {
+        "header_2d": (0, "x,y\n1,2\n3.5,-4e2\n+5,  6 \n"),
+        "no_header_3d_crlf": (4, "1,2,3\r\n4,5,6\r\n"),
+        "semicolon_float": (1 | 16, "a;b\n# comment\n\n1.5;2\n-0;1e-3\n"),
+        "ragged": (0, "1,2\n3\n"),
+        "bad_number": (2, "x,y\n1,nan\n2,abc\n"),
+        "one_column": (8, "0.25\n-1\n2"),
+    }
+    for name, (mode, text) in samples.items():
+        with open(os.path.join(csv, name + ".csv"), "wb") as f:
+            f.write(bytes([mode]) + text.encode())
+
+
+if __name__ == "__main__":
+    main()
