@@ -38,8 +38,10 @@ namespace flowmatch::detail::avx512 {
 
 /// h = SiLU(W0 in + b0) for nb columns, and s = sigmoid(W0 in + b0) when s is not null. Column j
 /// of `in` starts at in + j * in_stride (in_stride >= F: inference passes F - 1 inputs with the
-/// time already folded into b0 when it is the same for every column).
-template <int F>
+/// time already folded into b0 when it is the same for every column). With TimeFirst, the last
+/// input (the time) is added to the bias before the others, so that folding one time into the bias
+/// beforehand as fma(W0[:, F - 1], t, b0) gives bit-identical results.
+template <int F, bool TimeFirst>
 inline void first_layer_silu(const float* w0, const float* b0, const float* in, Index in_stride, Index K, Index nb,
                              float* h, float* s, Index ld) {
   for (Index j = 0; j < nb; ++j) {
@@ -49,7 +51,12 @@ inline void first_layer_silu(const float* w0, const float* b0, const float* in, 
     float* sj = s ? s + j * ld : nullptr;
     for (Index k = 0; k < K; k += 16) {
       __m512 z = _mm512_loadu_ps(b0 + k);
-      for (int r = 0; r < F; ++r) z = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + r * K + k), xin[r], z);
+      if constexpr (TimeFirst) {
+        z = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + (F - 1) * K + k), xin[F - 1], z);
+        for (int r = 0; r + 1 < F; ++r) z = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + r * K + k), xin[r], z);
+      } else {
+        for (int r = 0; r < F; ++r) z = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + r * K + k), xin[r], z);
+      }
       const __m512 sg = sigmoid(z);
       _mm512_storeu_ps(hj + k, _mm512_mul_ps(z, sg));
       if (sj) _mm512_storeu_ps(sj + k, sg);

@@ -204,7 +204,11 @@ class MLPVectorField {
     if (small_fan_in()) ws.w0 = weight(0);
     if (fast_path()) {
       ws.w2t.topRows(fan_out(1)) = weight(1);
-      if constexpr (std::is_arithmetic_v<T>) ws.bt.noalias() = bias(0) + static_cast<S>(t) * ws.w0.col(fan_in(0) - 1);
+      if constexpr (std::is_arithmetic_v<T>) {
+        // fma, as the kernel adds the time to the bias: bit-identical to a vector of equal times.
+        const S ts = static_cast<S>(t);
+        for (Index k = 0; k < fan_out(0); ++k) ws.bt(k) = std::fma(ws.w0(k, fan_in(0) - 1), ts, bias(0)(k));
+      }
     }
     auto body = [&](Index b, int worker) {
       const detail::FlushDenormals flush;  // see core/denormals.hpp
@@ -499,12 +503,12 @@ class MLPVectorField {
         if constexpr (std::is_arithmetic_v<T>) {
           // One time for all columns: forward() folded b0 + t W0[:, F - 1] into ws.bt.
           detail::avx512::dispatch_fan_in(F - 1, [&](auto FF) {
-            detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), ws.bt.data(), th.in.data(), F, K, nb,
+            detail::avx512::first_layer_silu<decltype(FF)::value, false>(ws.w0.data(), ws.bt.data(), th.in.data(), F, K, nb,
                                                                   h, nullptr, ld);
           });
         } else {
           detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-            detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), bias(0).data(), th.in.data(), F, K, nb,
+            detail::avx512::first_layer_silu<decltype(FF)::value, true>(ws.w0.data(), bias(0).data(), th.in.data(), F, K, nb,
                                                                   h, nullptr, ld);
           });
         }
@@ -566,7 +570,7 @@ class MLPVectorField {
         S* h = ws.a[1].data() + j0 * ld;
         S* sg = ws.aux[1].data() + j0 * ld;
         detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-          detail::avx512::first_layer_silu<decltype(FF)::value>(ws.w0.data(), bias(0).data(), ws.a[0].data() + j0 * F, F,
+          detail::avx512::first_layer_silu<decltype(FF)::value, true>(ws.w0.data(), bias(0).data(), ws.a[0].data() + j0 * F, F,
                                                                 K, nb, h, sg, ld);
         });
         detail::avx512::second_layer(ws.w2t.data(), h, K, nb, th->y.data(), ld);
