@@ -338,6 +338,41 @@ TEST_CASE("CFMTrainer::step on the seed workload allocates nothing after the fir
   }
 }
 
+TEST_CASE("Training steps with another source, an OT coupling, or labels allocate nothing after the first step",
+          "[alloc][train][coupling]") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  const GaussianMixture data = GaussianMixture::symmetric_2D(8, 0.3, 4.0);
+  MLPVectorField<float, SiLU> model(2, {32, 32}, 0);
+  Adam<float> adam(1e-3);
+  const auto check_steps = [](auto& trainer, Index batch, const char* what) {
+    trainer.step(batch);  // warm-up: sizes every buffer
+    for (int k = 0; k < 2; ++k) {
+      const Counts c = count_allocations([&] { trainer.step(batch); });
+      INFO(what << ", step " << k + 2 << ": operator new " << c.operator_new << ", malloc " << c.malloc);
+      CHECK(c.total() == 0);
+    }
+  };
+  CFMTrainer exact(GaussianConditionalPath(data, LinearAlpha{}, LinearBeta{}, StandardNormal(2), MinibatchOTCoupling()),
+                   model, adam, 1);
+  check_steps(exact, 128, "exact OT coupling");
+  CFMTrainer sinkhorn(GaussianConditionalPath(data, LinearAlpha{}, LinearBeta{}, Gaussian::standard(2),
+                                              MinibatchOTCoupling(0.1, 64)),
+                      model, adam, 2);
+  check_steps(sinkhorn, 128, "Sinkhorn OT coupling");
+  ClassConditionalVectorField<float, SiLU> conditional(2, 8, {32}, 0, 3);
+  Adam<float> adam2(1e-3);
+  ConditionalCFMTrainer labelled(GaussianConditionalPath(data, LinearAlpha{}, LinearBeta{}), conditional, adam2, 0.2, 3);
+  check_steps(labelled, 128, "conditional trainer");
+  Vector<Index> labels = Vector<Index>::LinSpaced(64, 0, 7);
+  GuidedVectorFieldODE ode(conditional, labels, 2.0);
+  EulerSimulator sim(ode);
+  Matrix<float> x = Matrix<float>::Ones(2, 64);
+  sim.step(x, 0.0, 0.1);
+  const Counts c = count_allocations([&] { sim.step(x, 0.1, 0.1); });
+  CHECK(c.total() == 0);
+}
+
 TEST_CASE("CFMTrainer::step with the gradient check and clipping by norm allocates nothing after the first step",
           "[alloc][train][guards]") {
   ThreadsGuard guard;

@@ -109,6 +109,24 @@ class GaussianMixture {
     }
   }
 
+  /// The same draws as sample(), also writing each one's component k into labels (resized to n).
+  template <class Derived, class Labels>
+  void sample_labelled(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Labels& labels) const {
+    auto& out = detail::writable(out_);
+    detail::require_rows("flowmatch::GaussianMixture::sample_labelled", "out", out.rows(), dim());
+    labels.resize(out.cols());
+    using S = typename Derived::Scalar;
+    for (Index j = 0; j < out.cols(); ++j) {
+      const Index k = pick_component(rng);
+      labels[j] = k;
+      for (Index i = 0; i < dim(); ++i)
+        out(i, j) = static_cast<S>(means_(i, k) + stds_(i, k) * rng.normal());
+    }
+  }
+
+  /// The number of components (labels of sample_labelled are 0 .. num_classes() - 1).
+  Index num_classes() const { return nmodes(); }
+
   /// n draws as a new dim x n matrix.
   template <Real S = float>
   Matrix<S> sample(Index n, Rng& rng) const {

@@ -1,16 +1,22 @@
 #pragma once
 /// \file
-/// The Gaussian conditional probability path p_t(x | z) = N(alpha_t z, beta_t^2 I).
+/// The Gaussian conditional probability path p_t(x | z) = N(alpha_t z, beta_t^2 I), and its
+/// generalisation x_t = alpha_t z + beta_t x0 with x0 from any source distribution.
 
 #include <cmath>
+#include <concepts>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/coupling/concepts.hpp"
+#include "flowmatch/coupling/independent.hpp"
 #include "flowmatch/distribution/concepts.hpp"
+#include "flowmatch/distribution/standard_normal.hpp"
 #include "flowmatch/path/training_batch.hpp"
 #include "flowmatch/schedule/concepts.hpp"
 
@@ -32,31 +38,62 @@ namespace flowmatch {
 ///   InvalidArgument at a t where beta_t = 0 (x = z there and the field is not determined by x).
 /// - `conditional_vector_field_from_noise(z, eps, t)` throws InvalidArgument at a t where a schedule
 ///   derivative is infinite (t = 1 for SquareRootBeta) instead of returning infinity.
-template <AlphaSchedule Alpha, BetaSchedule Beta, SampleableDistribution Data>
+///
+/// Other sources. `Source` (default StandardNormal, N(0, I)) is any SampleableDistribution of the
+/// data's dimension: x_t = alpha_t z + beta_t x0 with x0 ~ Source bridges two distributions (for
+/// example two data sets). What stays valid with a source other than N(0, I):
+/// - every schedule still defines a path from the source (t = 0, where alpha_0 = 0 and beta_0 = 1)
+///   to the data (t = 1), and the training target u = alpha'_t z + beta'_t x0 and
+///   `conditional_vector_field(x, z, t)` (which recovers x0 = (x - alpha_t z) / beta_t) are exact
+///   for any source;
+/// - `conditional_score` is the score of N(alpha_t z, beta_t^2 I) and exists only for the
+///   StandardNormal source (it does not compile otherwise); score-based reasoning (the VP
+///   diffusion's SDE, the equivalence of the VP/cosine schedules with diffusion models) assumes
+///   a Gaussian source too;
+/// - schedules that miss an endpoint by design (VariancePreservingAlpha: alpha_0 > 0, LipmanOTBeta:
+///   beta_1 = sigma_min) blur the data or the source by that amount, whatever the source.
+///
+/// Couplings. `Coup` (default IndependentCoupling) pairs the source and data batches of
+/// `sample_training_batch` (e.g. MinibatchOTCoupling). The trainer needs no change: the path hands
+/// it coupled batches. `sample_conditional_path` and `sample_marginal_path` draw independent pairs.
+/// With the defaults, every member draws exactly the seed's random numbers in the seed's order.
+template <AlphaSchedule Alpha, BetaSchedule Beta, SampleableDistribution Data,
+          SampleableDistribution Source = StandardNormal, Coupling Coup = IndependentCoupling>
 class GaussianConditionalPath {
+  // The seed's draw order (t, then eps entry by entry, interleaved) applies to the default source
+  // and coupling; other sources are drawn a whole batch at a time.
+  static constexpr bool kSeedSampling =
+      std::same_as<Source, StandardNormal> && std::same_as<Coup, IndependentCoupling>;
+
  public:
   using alpha_type = Alpha;
   using beta_type = Beta;
   using data_type = Data;
+  using source_type = Source;
+  using coupling_type = Coup;
 
   /// Checks the schedules' endpoints (alpha_0 = 0, alpha_1 = 1, beta_0 = 1, beta_1 = 0, within
-  /// 1e-9) and throws InvalidArgument naming the one that is off.
+  /// 1e-9 or the schedule's endpoint_tolerance()) and throws InvalidArgument naming the one that
+  /// is off. The source is Source(p_data.dim()) (N(0, I) by default), or Source{} if it cannot be
+  /// built from a dimension.
   explicit GaussianConditionalPath(Data p_data, Alpha alpha = Alpha{}, Beta beta = Beta{})
-      : p_data_(std::move(p_data)), alpha_(std::move(alpha)), beta_(std::move(beta)) {
-    constexpr const char* where = "flowmatch::GaussianConditionalPath::GaussianConditionalPath";
-    detail::require_positive_count(where, "p_data.dim()", static_cast<long long>(p_data_.dim()));
-    const auto check = [&](const char* name, double got, double want) {
-      if (!(std::abs(got - want) <= 1e-9))
-        detail::throw_invalid(where, name, got, "a schedule must satisfy alpha_0 = 0, alpha_1 = 1, beta_0 = 1, beta_1 = 0");
-    };
-    check("alpha.value(0)", alpha_.value(0.0), 0.0);
-    check("alpha.value(1)", alpha_.value(1.0), 1.0);
-    check("beta.value(0)", beta_.value(0.0), 1.0);
-    check("beta.value(1)", beta_.value(1.0), 0.0);
+      : GaussianConditionalPath(std::move(p_data), std::move(alpha), std::move(beta), default_source{}) {}
+
+  /// The same with an explicit source distribution (its dimension must be the data's; throws
+  /// DimensionMismatch otherwise) and coupling.
+  GaussianConditionalPath(Data p_data, Alpha alpha, Beta beta, Source source, Coup coupling = Coup{})
+      : p_data_(std::move(p_data)),
+        alpha_(std::move(alpha)),
+        beta_(std::move(beta)),
+        source_(std::move(source)),
+        coupling_(std::move(coupling)) {
+    check_construction();
   }
 
   Index dim() const { return static_cast<Index>(p_data_.dim()); }
   const Data& p_data() const { return p_data_; }
+  const Source& source() const { return source_; }
+  const Coup& coupling() const { return coupling_; }
   const Alpha& alpha() const { return alpha_; }
   const Beta& beta() const { return beta_; }
 
@@ -69,7 +106,8 @@ class GaussianConditionalPath {
   }
 
   /// x_j = alpha_t z_j + beta_t eps_j with eps from `rng`: a sample of p_t(. | z_j) per column.
-  /// t is one time in [0, 1] or one per column.
+  /// t is one time in [0, 1] or one per column. With a source other than StandardNormal, eps is a
+  /// batch of the source drawn into x first (x must then not alias z).
   template <class DZ, TimeArgument T, class DX>
   void sample_conditional_path(const Eigen::MatrixBase<DZ>& z, const T& t, Rng& rng,
                                const Eigen::MatrixBase<DX>& x_) const {
@@ -79,11 +117,12 @@ class GaussianConditionalPath {
     check_same_shape(where, "x", x, z);
     detail::require_unit_times(where, "t", t, z.cols());
     using S = typename DX::Scalar;
+    if constexpr (!std::same_as<Source, StandardNormal>) source_.sample(rng, x);
     for (Index j = 0; j < z.cols(); ++j) {
       const double tj = detail::time_at(t, j);
       const double a = alpha_.value(tj), b = beta_.value(tj);
       for (Index i = 0; i < dim(); ++i)
-        x(i, j) = static_cast<S>(a * static_cast<double>(z(i, j)) + b * rng.normal());
+        x(i, j) = static_cast<S>(a * static_cast<double>(z(i, j)) + b * draw_source(rng, x, i, j));
     }
   }
 
@@ -137,8 +176,10 @@ class GaussianConditionalPath {
   }
 
   /// Score of the conditional path: grad_x log p_t(x | z) = -(x - alpha_t z) / beta_t^2.
-  /// Needs beta_t > 0: throws InvalidArgument at a t where beta_t = 0.
+  /// Needs beta_t > 0: throws InvalidArgument at a t where beta_t = 0. Only for the StandardNormal
+  /// source (p_t(x | z) is not Gaussian otherwise).
   template <class DX, class DZ, TimeArgument T, class DS>
+    requires std::same_as<Source, StandardNormal>
   void conditional_score(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DZ>& z, const T& t,
                          const Eigen::MatrixBase<DS>& score_) const {
     constexpr const char* where = "flowmatch::GaussianConditionalPath::conditional_score";
@@ -159,15 +200,22 @@ class GaussianConditionalPath {
   }
 
   /// Samples of the marginal path p_t = E_z[p_t(. | z)]: z ~ p_data, then x ~ p_t(. | z).
-  /// The batch size is x.cols(); t is one time in [0, 1] or one per column.
+  /// The batch size is x.cols(); t is one time in [0, 1] or one per column. (With a source other
+  /// than StandardNormal it allocates a buffer for the source batch.)
   template <TimeArgument T, class DX>
   void sample_marginal_path(const T& t, Rng& rng, const Eigen::MatrixBase<DX>& x_) const {
     constexpr const char* where = "flowmatch::GaussianConditionalPath::sample_marginal_path";
     auto& x = detail::writable(x_);
     detail::require_rows(where, "x", x.rows(), dim());
     detail::require_unit_times(where, "t", t, x.cols());
-    p_data_.sample(rng, x);  // z, then x = alpha z + beta eps in place
     using S = typename DX::Scalar;
+    if constexpr (!std::same_as<Source, StandardNormal>) {
+      Matrix<S> z(dim(), x.cols());
+      p_data_.sample(rng, z);
+      sample_conditional_path(z, t, rng, x);
+      return;
+    }
+    p_data_.sample(rng, x);  // z, then x = alpha z + beta eps in place
     for (Index j = 0; j < x.cols(); ++j) {
       const double tj = detail::time_at(t, j);
       const double a = alpha_.value(tj), b = beta_.value(tj);
@@ -177,13 +225,58 @@ class GaussianConditionalPath {
   }
 
   /// Fills a training batch: z ~ p_data, t ~ U{0, 2^-24, ..., 1 - 2^-24} per column, eps ~ N(0, I),
-  /// x = alpha_t z + beta_t eps and u = alpha'_t z + beta'_t eps. Allocates nothing. Every entry is
-  /// finite for schedules whose derivatives are finite on [0, 1).
+  /// x = alpha_t z + beta_t eps and u = alpha'_t z + beta'_t eps. Allocates nothing (a coupling
+  /// sizes its buffers on its first call at a batch size). Every entry is finite for schedules
+  /// whose derivatives are finite on [0, 1).
+  ///
+  /// With another source or coupling: z ~ p_data, then x0 ~ source (a whole batch, held in
+  /// batch.x), then the coupling reorders z against x0, then t per column, x = alpha_t z + beta_t x0
+  /// and u = alpha'_t z + beta'_t x0.
   template <Real S>
   void sample_training_batch(Rng& rng, TrainingBatch<S>& batch) const {
     detail::require_rows("flowmatch::GaussianConditionalPath::sample_training_batch", "batch.z",
                          batch.z.rows(), dim());
     p_data_.sample(rng, batch.z);
+    complete_training_batch(rng, batch);
+  }
+
+  /// The same for a data distribution with classes (`p_data().sample_labelled(rng, z, labels)`,
+  /// e.g. GaussianMixture, Moons): also writes each column's class into `labels` (resized to the
+  /// batch size). The draws are those of the unlabelled call. Only with the independent coupling (a
+  /// minibatch OT coupling would pair across classes and reorder z without its labels).
+  template <Real S, class Labels>
+    requires requires(const Data& d, Rng& r, Matrix<S>& z, Labels& l) { d.sample_labelled(r, z, l); }
+  void sample_training_batch(Rng& rng, TrainingBatch<S>& batch, Labels& labels) const {
+    static_assert(std::same_as<Coup, IndependentCoupling>,
+                  "flowmatch::GaussianConditionalPath: labelled training batches need the IndependentCoupling "
+                  "(an OT coupling would pair samples of different classes)");
+    detail::require_rows("flowmatch::GaussianConditionalPath::sample_training_batch", "batch.z",
+                         batch.z.rows(), dim());
+    p_data_.sample_labelled(rng, batch.z, labels);
+    complete_training_batch(rng, batch);
+  }
+
+ private:
+  // Everything after z: x0 (or eps), the coupling, t, x and u.
+  template <Real S>
+  void complete_training_batch(Rng& rng, TrainingBatch<S>& batch) const {
+    if constexpr (!kSeedSampling) {
+      source_.sample(rng, batch.x);
+      coupling_.pair(rng, batch.x, batch.z);
+      for (Index j = 0; j < batch.size(); ++j) {
+        const double tj = rng.uniform24();
+        const double a = alpha_.value(tj), b = beta_.value(tj);
+        const double da = alpha_.derivative(tj), db = beta_.derivative(tj);
+        batch.t(j) = static_cast<S>(tj);
+        for (Index i = 0; i < dim(); ++i) {
+          const double zi = static_cast<double>(batch.z(i, j));
+          const double x0 = static_cast<double>(batch.x(i, j));
+          batch.x(i, j) = static_cast<S>(a * zi + b * x0);
+          batch.u(i, j) = static_cast<S>(da * zi + db * x0);
+        }
+      }
+      return;
+    }
     for (Index j = 0; j < batch.size(); ++j) {
       const double tj = rng.uniform24();
       const double a = alpha_.value(tj), b = beta_.value(tj);
@@ -198,7 +291,53 @@ class GaussianConditionalPath {
     }
   }
 
- private:
+  struct default_source {};
+  GaussianConditionalPath(Data p_data, Alpha alpha, Beta beta, default_source)
+      : p_data_(std::move(p_data)),
+        alpha_(std::move(alpha)),
+        beta_(std::move(beta)),
+        source_(make_default_source(p_data_)),
+        coupling_() {
+    check_construction();
+  }
+  static Source make_default_source(const Data& p_data) {
+    if constexpr (std::constructible_from<Source, Index>) {
+      detail::require_positive_count("flowmatch::GaussianConditionalPath::GaussianConditionalPath", "p_data.dim()",
+                                     static_cast<long long>(p_data.dim()));
+      return Source(static_cast<Index>(p_data.dim()));
+    } else {
+      return Source{};
+    }
+  }
+
+  void check_construction() const {
+    constexpr const char* where = "flowmatch::GaussianConditionalPath::GaussianConditionalPath";
+    detail::require_positive_count(where, "p_data.dim()", static_cast<long long>(p_data_.dim()));
+    if (static_cast<Index>(source_.dim()) != dim())
+      detail::throw_dimension(where, "source", "dimension", static_cast<long long>(source_.dim()), dim());
+    const double ta = detail::endpoint_tolerance(alpha_), tb = detail::endpoint_tolerance(beta_);
+    const auto check = [&](const char* name, double got, double want, double tol) {
+      if (!(std::abs(got - want) <= tol))
+        detail::throw_invalid(where, name, got, "a schedule must satisfy alpha_0 = 0, alpha_1 = 1, beta_0 = 1, beta_1 = 0");
+    };
+    check("alpha.value(0)", alpha_.value(0.0), 0.0, ta);
+    check("alpha.value(1)", alpha_.value(1.0), 1.0, ta);
+    check("beta.value(0)", beta_.value(0.0), 1.0, tb);
+    check("beta.value(1)", beta_.value(1.0), 0.0, tb);
+  }
+
+  // The source draw for entry (i, j): a fresh normal for the seed's N(0, I) (drawn in place, in
+  // the seed's order), else the entry of the source batch already drawn into `x`.
+  template <class DX>
+  double draw_source(Rng& rng, const Eigen::MatrixBase<DX>& x, Index i, Index j) const {
+    if constexpr (std::same_as<Source, StandardNormal>) {
+      (void)x, (void)i, (void)j;
+      return rng.normal();
+    } else {
+      return static_cast<double>(x(i, j));
+    }
+  }
+
   template <class D>
   void check_batch(const char* where, const char* arg, const Eigen::MatrixBase<D>& m) const {
     detail::require_rows(where, arg, m.rows(), dim());
@@ -220,6 +359,8 @@ class GaussianConditionalPath {
   Data p_data_;
   Alpha alpha_;
   Beta beta_;
+  Source source_;
+  Coup coupling_;
 };
 
 }  // namespace flowmatch

@@ -7,7 +7,12 @@
 /// data); a beta schedule from beta_0 = 1 to beta_1 = 0. The endpoints cannot be checked at
 /// compile time; GaussianConditionalPath checks them when it is built and refuses a schedule that
 /// misses them. `linear_alpha.hpp` is the template to copy for a schedule of your own.
+///
+/// A schedule that misses an endpoint by design (the VP diffusion never reaches pure noise; the
+/// Lipman OT path ends at width sigma_min) says by how much with an optional member
+/// `s.endpoint_tolerance()` -> double; the endpoint check then accepts that distance.
 
+#include <algorithm>
 #include <concepts>
 
 namespace flowmatch {
@@ -30,4 +35,18 @@ concept AlphaSchedule = Schedule<S>;
 template <class S>
 concept BetaSchedule = Schedule<S>;
 
+namespace detail {
+
+/// The distance from its ideal endpoints that a schedule declares (endpoint_tolerance(), if it
+/// has one), and never less than 1e-9 (rounding in value(0) and value(1)).
+template <Schedule S>
+double endpoint_tolerance(const S& s) {
+  constexpr double rounding = 1e-9;
+  if constexpr (requires { { s.endpoint_tolerance() } -> std::convertible_to<double>; })
+    return std::max(rounding, static_cast<double>(s.endpoint_tolerance()) + rounding);
+  else
+    return rounding;
+}
+
+}  // namespace detail
 }  // namespace flowmatch
