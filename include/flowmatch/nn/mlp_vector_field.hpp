@@ -191,10 +191,7 @@ class MLPVectorField {
                Workspace& ws) const {
     auto& out = detail::writable(out_);
     constexpr const char* where = "flowmatch::MLPVectorField::forward";
-    detail::require_rows(where, "x", x.rows(), input_dim());
-    const Index n = x.cols();
-    if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
-    detail::require_unit_times(where, "t", t, n);
+    const Index n = check_batch(where, x, t);
     detail::require_rows(where, "out", out.rows(), dim());
     detail::require_cols(where, "out", out.cols(), n);
     // Inference keeps nothing for a backward pass: each thread runs its blocks through the whole
@@ -202,9 +199,8 @@ class MLPVectorField {
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
     prepare_threads(ws, threads);
-    if (small_fan_in()) ws.w0 = weight(0);
+    stage_weights(ws);
     if (fast_path()) {
-      ws.w2t.topRows(fan_out(1)) = weight(1);
       if constexpr (std::is_arithmetic_v<T>) {
         // fma, as the kernel adds the time to the bias: bit-identical to a vector of equal times.
         const S ts = static_cast<S>(t);
@@ -231,26 +227,12 @@ class MLPVectorField {
   template <class DX, TimeArgument T>
   const Matrix<S>& forward_train(const Eigen::MatrixBase<DX>& x, const T& t, Workspace& ws) const {
     constexpr const char* where = "flowmatch::MLPVectorField::forward";
-    detail::require_rows(where, "x", x.rows(), input_dim());
-    const Index n = x.cols();
-    if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
-    detail::require_unit_times(where, "t", t, n);
-    prepare(ws, n);
-    Matrix<S>& a0 = ws.a[0];
-    const Index din = input_dim();
-    a0.topRows(din) = x.template cast<S>();
-    if constexpr (std::is_arithmetic_v<T>) {
-      a0.row(din).setConstant(static_cast<S>(t));
-    } else {
-      for (Index j = 0; j < n; ++j) a0(din, j) = static_cast<S>(t(j));
-    }
-    if (small_fan_in()) ws.w0 = weight(0);  // column-major copy: one contiguous column per input
+    const Index n = check_batch(where, x, t);
+    load_batch(x, t, ws);
+    stage_weights(ws);
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
-    if (fast_path()) {
-      prepare_threads(ws, threads);
-      ws.w2t.topRows(fan_out(1)) = weight(1);
-    }
+    if (fast_path()) prepare_threads(ws, threads);  // the kernels' per-thread output buffer
     auto body = [&](Index b, int worker) {
       const detail::FlushDenormals flush;  // see core/denormals.hpp
       forward_block(ws, ws.threads.empty() ? nullptr : &ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
@@ -293,27 +275,15 @@ class MLPVectorField {
   double mse_loss_and_gradient(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DU>& target,
                                Workspace& ws) {
     constexpr const char* where = "flowmatch::MLPVectorField::mse_loss_and_gradient";
-    detail::require_rows(where, "x", x.rows(), input_dim());
-    const Index n = x.cols();
-    if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
-    detail::require_unit_times(where, "t", t, n);
+    const Index n = check_batch(where, x, t);
     detail::require_rows(where, "target", target.rows(), dim());
     detail::require_cols(where, "target", target.cols(), n);
-    prepare(ws, n);
+    load_batch(x, t, ws);
     if (ws.grad_out.rows() != dim() || ws.grad_out.cols() != n) ws.grad_out.resize(dim(), n);
-    Matrix<S>& a0 = ws.a[0];
-    const Index din = input_dim();
-    a0.topRows(din) = x.template cast<S>();
-    if constexpr (std::is_arithmetic_v<T>) {
-      a0.row(din).setConstant(static_cast<S>(t));
-    } else {
-      for (Index j = 0; j < n; ++j) a0(din, j) = static_cast<S>(t(j));
-    }
-    if (small_fan_in()) ws.w0 = weight(0);
+    stage_weights(ws);
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
     begin_backward(ws, threads);
-    if (fast_path()) ws.w2t.topRows(fan_out(1)) = weight(1);
     const double count = static_cast<double>(dim()) * static_cast<double>(n);
     const S scale = static_cast<S>(2.0 / count);
     auto body = [&](Index b, int worker) {
@@ -363,6 +333,37 @@ class MLPVectorField {
 #else
   static constexpr bool kAvx512Kernels = false;
 #endif
+
+  /// Checks a batch x (input_dim() x n, n >= 1) and its time argument; returns n.
+  template <class DX, TimeArgument T>
+  Index check_batch(const char* where, const Eigen::MatrixBase<DX>& x, const T& t) const {
+    detail::require_rows(where, "x", x.rows(), input_dim());
+    const Index n = x.cols();
+    if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
+    detail::require_unit_times(where, "t", t, n);
+    return n;
+  }
+
+  /// Sizes ws for the batch and writes the network's input [x; t] into ws.a[0].
+  template <class DX, TimeArgument T>
+  void load_batch(const Eigen::MatrixBase<DX>& x, const T& t, Workspace& ws) const {
+    const Index n = x.cols(), din = input_dim();
+    prepare(ws, n);
+    Matrix<S>& a0 = ws.a[0];
+    a0.topRows(din) = x.template cast<S>();
+    if constexpr (std::is_arithmetic_v<T>) {
+      a0.row(din).setConstant(static_cast<S>(t));
+    } else {
+      for (Index j = 0; j < n; ++j) a0(din, j) = static_cast<S>(t(j));
+    }
+  }
+
+  /// Copies the weights the kernels read in their own layouts: the first weight column-major (one
+  /// contiguous column per input) for a small fan-in, the second transposed for the AVX-512 path.
+  void stage_weights(Workspace& ws) const {
+    if (small_fan_in()) ws.w0 = weight(0);
+    if (fast_path()) ws.w2t.topRows(fan_out(1)) = weight(1);
+  }
 
   /// Zeroes the threads' gradient accumulators before a backward pass over `threads` threads.
   void begin_backward(Workspace& ws, int threads) {
