@@ -163,3 +163,40 @@ TEST_CASE("MLPVectorField passes flush denormals only inside their own scope", "
   SUCCEED("not an x86 build: FlushDenormals is a no-op");
 #endif
 }
+
+#if defined(__AVX512F__)
+#include <cmath>
+#include <flowmatch/nn/mlp_avx512.hpp>
+
+TEST_CASE("The AVX-512 inference SiLU kernel equals t sigmoid(-t ln 2) in double over the float range", "[nn][mlp][fast]") {
+  // One input, 16 units all with the weight -log2(e) and bias 0: the kernel's pre-activation is
+  // t = fl(-log2(e) z) and it stores h' = t sigmoid(z) with z = -t ln 2 (-log2(e) SiLU(z)).
+  const float w = -1.44269504088896341f;
+  std::vector<float> w0s(16, w), b0s(16, 0.0f);
+  std::vector<float> z;
+  for (int i = -40000; i <= 40000; ++i) z.push_back(static_cast<float>(i) * 0.005f);  // [-200, 200]
+  for (const float e : {1e3f, 1e4f, 1e30f, 1e38f}) {  // |z| < 2.3e38: t = -log2(e) z stays finite
+    z.push_back(e);
+    z.push_back(-e);
+  }
+  const Index n = static_cast<Index>(z.size()), ld = 16;
+  std::vector<float> h(static_cast<std::size_t>(n * ld));
+  detail::avx512::first_layer_silu_log2<1, false>(w0s.data(), b0s.data(), z.data(), 1, 16, n, h.data(), ld);
+  double worst = 0.0;
+  for (Index j = 0; j < n; ++j) {
+    const float t = w * z[static_cast<std::size_t>(j)];
+    const double td = t;
+    const double expected = td / (1.0 + std::exp2(td));  // t sigmoid(z) with e^-z = 2^t
+    for (Index k = 0; k < 16; ++k) {
+      const double got = h[static_cast<std::size_t>(j * ld + k)];
+      INFO("z = " << z[static_cast<std::size_t>(j)] << ", t = " << t << ", kernel " << got << ", expected " << expected);
+      REQUIRE(std::isfinite(got));
+      // Relative to the value; values under 2^-126 flush to zero.
+      const double err = std::abs(got - expected);
+      if (std::abs(expected) > 1e-30) worst = std::max(worst, err / std::abs(expected));
+      else REQUIRE(err < 1e-30);
+    }
+  }
+  CHECK(worst < 1e-6);
+}
+#endif

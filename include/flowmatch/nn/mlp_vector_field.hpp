@@ -61,6 +61,9 @@ class MLPVectorField {
     Matrix<S> w2t;               ///< AVX-512 kernels: second weight transposed, padded to 16 rows
     RowMajorMatrix<S> w2p;       ///< AVX-512 kernels: second weight padded to 16 rows
     Vector<S> bt;                ///< AVX-512 inference at one time t: first bias + t * time weights
+    Matrix<S> w0s;               ///< AVX-512 inference: -log2(e) W0, column-major
+    Vector<S> b0s;               ///< AVX-512 inference: -log2(e) b0
+    Matrix<S> w2ts;              ///< AVX-512 inference: -ln(2) w2t (see avx512::first_layer_silu_log2)
     /// Per-thread scratch of the backward pass: deltas of one column block, gradient accumulators.
     struct Thread {
       std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
@@ -199,13 +202,15 @@ class MLPVectorField {
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
     prepare_threads(ws, threads);
-    stage_weights(ws);
     if (fast_path()) {
+      stage_inference_weights(ws);
       if constexpr (std::is_arithmetic_v<T>) {
         // fma, as the kernel adds the time to the bias: bit-identical to a vector of equal times.
         const S ts = static_cast<S>(t);
-        for (Index k = 0; k < fan_out(0); ++k) ws.bt(k) = std::fma(ws.w0(k, fan_in(0) - 1), ts, bias(0)(k));
+        for (Index k = 0; k < fan_out(0); ++k) ws.bt(k) = std::fma(ws.w0s(k, fan_in(0) - 1), ts, ws.b0s(k));
       }
+    } else {
+      stage_weights(ws);
     }
     auto body = [&](Index b, int worker) {
       const detail::FlushDenormals flush;  // see core/denormals.hpp
@@ -219,7 +224,9 @@ class MLPVectorField {
   template <class DX, TimeArgument T>
   Matrix<S> operator()(const Eigen::MatrixBase<DX>& x, const T& t) const {
     Workspace ws;
-    return forward_train(x, t, ws);
+    Matrix<S> out(dim(), x.cols());
+    forward(x, t, out, ws);
+    return out;
   }
 
   /// Forward pass that keeps what backward() needs in `ws`; returns the output (d x n), which
@@ -365,6 +372,17 @@ class MLPVectorField {
     if (fast_path()) ws.w2t.topRows(fan_out(1)) = weight(1);
   }
 
+  /// The AVX-512 inference kernels' weights: the first layer's scaled by -log2(e), the second's
+  /// transposed and scaled by -ln(2) (see avx512::first_layer_silu_log2). A few K x 16 copies per
+  /// pass, nothing next to the pass itself.
+  void stage_inference_weights(Workspace& ws) const {
+    constexpr S kLog2e = static_cast<S>(1.44269504088896340736);
+    constexpr S kLn2 = static_cast<S>(0.693147180559945309417);
+    ws.w0s.noalias() = -kLog2e * weight(0);
+    ws.b0s.noalias() = -kLog2e * bias(0);
+    ws.w2ts.topRows(fan_out(1)).noalias() = -kLn2 * weight(1);
+  }
+
   /// Zeroes the threads' gradient accumulators before a backward pass over `threads` threads.
   void begin_backward(Workspace& ws, int threads) {
     prepare_threads(ws, threads);
@@ -458,6 +476,9 @@ class MLPVectorField {
       ws.w2t.setZero(16, fan_out(0));
       ws.w2p.setZero(16, fan_out(0));
       ws.bt.resize(fan_out(0));
+      ws.w0s.resize(fan_out(0), fan_in(0));
+      ws.b0s.resize(fan_out(0));
+      ws.w2ts.setZero(16, fan_out(0));
     }
   }
 
@@ -507,16 +528,16 @@ class MLPVectorField {
         if constexpr (std::is_arithmetic_v<T>) {
           // One time for all columns: forward() folded b0 + t W0[:, F - 1] into ws.bt.
           detail::avx512::dispatch_fan_in(F - 1, [&](auto FF) {
-            detail::avx512::first_layer_silu<decltype(FF)::value, false>(ws.w0.data(), ws.bt.data(), th.in.data(), F, K, nb,
-                                                                  h, nullptr, ld);
+            detail::avx512::first_layer_silu_log2<decltype(FF)::value, false>(ws.w0s.data(), ws.bt.data(), th.in.data(), F,
+                                                                       K, nb, h, ld);
           });
         } else {
           detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-            detail::avx512::first_layer_silu<decltype(FF)::value, true>(ws.w0.data(), bias(0).data(), th.in.data(), F, K, nb,
-                                                                  h, nullptr, ld);
+            detail::avx512::first_layer_silu_log2<decltype(FF)::value, true>(ws.w0s.data(), ws.b0s.data(), th.in.data(), F,
+                                                                      K, nb, h, ld);
           });
         }
-        detail::avx512::second_layer(ws.w2t.data(), h, K, nb, th.y.data(), ld);
+        detail::avx512::second_layer(ws.w2ts.data(), h, K, nb, th.y.data(), ld);
         if (L == 2) {
           out.middleCols(j0, nb) = th.y.topLeftCorner(M, nb).template cast<typename DO::Scalar>();
           out.middleCols(j0, nb).colwise() += bias(1).template cast<typename DO::Scalar>();
