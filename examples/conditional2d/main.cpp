@@ -158,29 +158,13 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"conditional2d: class-conditional flow matching with classifier-free guidance"};
-  app.add_option("--steps", opt.steps, "training steps")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--batch", opt.batch, "training batch size")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--lr", opt.lr, "peak Adam learning rate")->check(fm::examples::positive_finite())->capture_default_str();
+  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.lr = "peak Adam learning rate"});
   app.add_option("--dropout", opt.dropout, "label dropout probability")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--modes", opt.modes, "mixture modes = classes")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--mode-std", opt.mode_std, "std of each mode")->check(fm::examples::positive_finite())->capture_default_str();
   app.add_option("--frequencies", opt.frequencies, "Fourier time frequencies (0: raw t only)")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--guidance", opt.guidance, "guidance weights w")->capture_default_str();
-  app.add_option("--seed", opt.seed, "random seed")->capture_default_str();
   app.add_option("--per-class", opt.per_class, "samples per class")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--nfe", opt.nfe, "Euler steps")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--out", opt.out, "output folder")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    return run(opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "conditional2d: error: %s\n", e.what());
-    return 1;
-  }
+  return fm::examples::parse_and_run(app, argc, argv, "conditional2d", [&] { return run(opt); });
 }

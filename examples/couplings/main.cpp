@@ -190,24 +190,8 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"couplings: independent vs minibatch-OT coupling, W2 at few Euler steps"};
-  app.add_option("--steps", opt.steps, "training steps per model")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--batch", opt.batch, "training batch size")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--lr", opt.lr, "Adam learning rate")->check(fm::examples::positive_finite())->capture_default_str();
-  app.add_option("--seed", opt.seed, "random seed")->capture_default_str();
+  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.steps = "training steps per model"});
   app.add_option("--samples", opt.samples, "samples for W2 (exact assignment: O(n^3))")->check(fm::examples::at_least(2))->capture_default_str();
-  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--trajectories", opt.trajectories, "trajectories drawn per panel")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--out", opt.out, "output folder")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    return run(opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "couplings: error: %s\n", e.what());
-    return 1;
-  }
+  return fm::examples::parse_and_run(app, argc, argv, "couplings", [&] { return run(opt); });
 }

@@ -166,28 +166,12 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"gallery: train and sample a flow on each toy data set"};
-  app.add_option("--steps", opt.steps, "training steps per data set")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--batch", opt.batch, "training batch size")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--lr", opt.lr, "peak Adam learning rate (linear warm-up, then cosine decay to 0)")->check(fm::examples::positive_finite())->capture_default_str();
+  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.steps = "training steps per data set", .lr = "peak Adam learning rate (linear warm-up, then cosine decay to 0)"});
   app.add_option("--warmup", opt.warmup, "warm-up steps")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--ema", opt.ema, "EMA decay of the weights used for sampling (0: last weights)")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
-  app.add_option("--seed", opt.seed, "random seed")->capture_default_str();
   app.add_option("--samples", opt.samples, "samples drawn and scored per data set")->check(fm::examples::at_least(2))->capture_default_str();
   app.add_option("--nfe", opt.nfe, "Euler steps for sampling")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_flag("--ot", opt.ot, "train with the minibatch-OT coupling instead of the independent one");
   app.add_option("--csv", opt.csv, "CSV file (one 2-D point per line) for the empirical data set; default: a heart")->check(CLI::ExistingFile);
-  app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--out", opt.out, "output folder")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    return run(opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gallery: error: %s\n", e.what());
-    return 1;
-  }
+  return fm::examples::parse_and_run(app, argc, argv, "gallery", [&] { return run(opt); });
 }

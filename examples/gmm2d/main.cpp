@@ -322,16 +322,10 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"gmm2d: train and sample the seed flow-matching workload (11-mode Gaussian mixture)"};
-  app.add_option("--steps", opt.steps, "training steps in all (a resumed run continues up to this count)")->check(fm::examples::at_least(0))->capture_default_str();
-  app.add_option("--batch", opt.batch, "training batch size")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--lr", opt.lr, "Adam learning rate")->check(fm::examples::positive_finite())->capture_default_str();
-  app.add_option("--seed", opt.seed, "random seed (model init, training batches, sampling)")->capture_default_str();
+  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.steps = "training steps in all (a resumed run continues up to this count)", .min_steps = 0, .seed = "random seed (model init, training batches, sampling)"});
   app.add_option("--samples", opt.samples, "number of generated samples")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--time-points", opt.time_points, "Euler time grid points on [0, 1] (steps + 1)")->check(fm::examples::at_least(2))->capture_default_str();
-  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--trajectories", opt.trajectories, "trajectories drawn in generated.png")->check(fm::examples::at_least(0))->capture_default_str();
-  app.add_option("--out", opt.out, "output folder")->capture_default_str();
   app.add_option("--save", opt.save, "write a training checkpoint (model, Adam, step, generator) here after training");
   app.add_option("--resume", opt.resume,
                  "continue from this checkpoint (its architecture and learning rate; --steps is the total)");
@@ -340,15 +334,5 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-dir", opt.checkpoint_dir, "folder of the periodic checkpoints (default: OUT/checkpoints)");
   app.add_option("--checkpoint-keep", opt.checkpoint_keep, "periodic checkpoints kept (the newest)")
       ->check(fm::examples::at_least(1))->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    return run(opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gmm2d: error: %s\n", e.what());
-    return 1;
-  }
+  return fm::examples::parse_and_run(app, argc, argv, "gmm2d", [&] { return run(opt); });
 }

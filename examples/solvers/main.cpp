@@ -218,26 +218,10 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"solvers: sample quality (exact W2) of every ODE solver against NFE, and the model's log-likelihood"};
-  app.add_option("--steps", opt.steps, "training steps")->check(fm::examples::at_least(0))->capture_default_str();
-  app.add_option("--batch", opt.batch, "training batch size")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--lr", opt.lr, "Adam learning rate")->check(fm::examples::positive_finite())->capture_default_str();
-  app.add_option("--seed", opt.seed, "random seed")->capture_default_str();
+  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.min_steps = 0});
   app.add_option("--samples", opt.samples, "samples per solver run (and fresh target samples for W2)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--heldout", opt.heldout, "held-out target samples for the log-likelihood")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--likelihood-steps", opt.likelihood_steps, "RK4 steps of the log-likelihood integration")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--probes", opt.probes, "Hutchinson probes per sample")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--out", opt.out, "output folder")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    return run(opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "solvers: error: %s\n", e.what());
-    return 1;
-  }
+  return fm::examples::parse_and_run(app, argc, argv, "solvers", [&] { return run(opt); });
 }
