@@ -257,25 +257,14 @@ class GaussianConditionalPath {
   }
 
  private:
-  // Everything after z: x0 (or eps), the coupling, t, x and u.
+  // Everything after z: x0 (or eps), the coupling, t, x and u. For the seed's N(0, I) source
+  // with the independent coupling, eps is drawn entry by entry in the seed's order; otherwise the
+  // source batch is drawn (and paired with z by the coupling) first, into x, and read back.
   template <Real S>
   void complete_training_batch(Rng& rng, TrainingBatch<S>& batch) const {
     if constexpr (!kSeedSampling) {
       source_.sample(rng, batch.x);
       coupling_.pair(rng, batch.x, batch.z);
-      for (Index j = 0; j < batch.size(); ++j) {
-        const double tj = rng.uniform24();
-        const double a = alpha_.value(tj), b = beta_.value(tj);
-        const double da = alpha_.derivative(tj), db = beta_.derivative(tj);
-        batch.t(j) = static_cast<S>(tj);
-        for (Index i = 0; i < dim(); ++i) {
-          const double zi = static_cast<double>(batch.z(i, j));
-          const double x0 = static_cast<double>(batch.x(i, j));
-          batch.x(i, j) = static_cast<S>(a * zi + b * x0);
-          batch.u(i, j) = static_cast<S>(da * zi + db * x0);
-        }
-      }
-      return;
     }
     for (Index j = 0; j < batch.size(); ++j) {
       const double tj = rng.uniform24();
@@ -284,9 +273,14 @@ class GaussianConditionalPath {
       batch.t(j) = static_cast<S>(tj);
       for (Index i = 0; i < dim(); ++i) {
         const double zi = static_cast<double>(batch.z(i, j));
-        const double eps = rng.normal();
-        batch.x(i, j) = static_cast<S>(a * zi + b * eps);
-        batch.u(i, j) = static_cast<S>(da * zi + db * eps);
+        double x0;
+        if constexpr (kSeedSampling) {
+          x0 = rng.normal();
+        } else {
+          x0 = static_cast<double>(batch.x(i, j));
+        }
+        batch.x(i, j) = static_cast<S>(a * zi + b * x0);
+        batch.u(i, j) = static_cast<S>(da * zi + db * x0);
       }
     }
   }
