@@ -74,7 +74,7 @@ class LabelledImageSet {
 
 /// Synthetic stand-in for Fashion-MNIST (tests without the data set): 28 x 28 images in [-1, 1],
 /// class c a bright bar at an angle of c * 18 degrees through the centre on a dark background,
-/// with its position jittered and pixel noise. Easy to tell apart, and 784-D like the real thing.
+/// with its position jittered (1 pixel std) and pixel noise. Easy to tell apart, and 784-D like the real thing.
 inline LabeledImages synthetic_images(Index per_class, Index classes, std::uint64_t seed) {
   LabeledImages d;
   d.rows = d.cols = 28;
@@ -85,12 +85,12 @@ inline LabeledImages synthetic_images(Index per_class, Index classes, std::uint6
     const Index c = j % classes;
     d.labels(j) = static_cast<int>(c);
     const double angle = std::numbers::pi * static_cast<double>(c) / static_cast<double>(classes);
-    const double dx = 2.0 * rng.normal(), dy = 2.0 * rng.normal();
+    const double dx = rng.normal(), dy = rng.normal();
     for (int r = 0; r < 28; ++r)
       for (int q = 0; q < 28; ++q) {
         const double x = q - 13.5 - dx, y = r - 13.5 - dy;
         const double dist = std::abs(-std::sin(angle) * x + std::cos(angle) * y);
-        const double v = (dist < 2.5 && x * x + y * y < 121.0 ? 0.9 : -0.9) + 0.1 * rng.normal();
+        const double v = (dist < 3.0 && x * x + y * y < 121.0 ? 0.9 : -0.9) + 0.1 * rng.normal();
         d.images(r * 28 + q, j) = static_cast<float>(std::clamp(v, -1.0, 1.0));
       }
   }
@@ -123,7 +123,7 @@ struct ProgressCosineLR {
 using Optim = ScheduledOptimizer<Adam<float>, ProgressCosineLR>;
 
 struct ModelConfig {
-  std::vector<Index> hidden{1024, 1024, 1024};
+  std::vector<Index> hidden{1024, 1024};
   Index frequencies = 8;  // Fourier time features: 2 x frequencies inputs
 };
 

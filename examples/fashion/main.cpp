@@ -41,9 +41,9 @@ struct Options {
   double lr = 1e-3;
   double dropout = 0.1;
   double ema = 0.999;
-  std::vector<long long> hidden{1024, 1024, 1024};
+  std::vector<long long> hidden{1024, 1024};
   long long frequencies = 8;
-  std::vector<double> guidance{0.0, 1.0, 2.0, 4.0};
+  std::vector<double> guidance{0.0, 0.5, 1.0, 2.0, 4.0};
   double grid_guidance = 2.0;   // the guidance weight of grid.png
   std::string solver = "midpoint";
   long long nfe = 40;
@@ -57,7 +57,7 @@ struct Options {
   long long train_count = -1;   // training images used (-1: all 60000)
   long long eval_per_class = 200;
   std::string classifier;       // cached classifier checkpoint (default OUT/classifier.fmck)
-  long long classifier_epochs = 5;
+  long long classifier_epochs = 8;
   bool no_eval = false;
 };
 
@@ -109,6 +109,106 @@ void write_grid(const std::filesystem::path& file, const fm::Matrix<float>& x, i
   }
   if (stbi_write_png(file.string().c_str(), cv.w, cv.h, 3, cv.px.data(), cv.w * 3) == 0)
     throw fm::Error("fashion: cannot write '" + file.string() + "'");
+}
+
+// 200 (per_class) images of each class from `d`, the first ones in file order, class by class.
+fm::LabeledImages balanced_subset(const fm::LabeledImages& d, fm::Index per_class) {
+  fm::LabeledImages out;
+  out.rows = d.rows;
+  out.cols = d.cols;
+  out.images.resize(d.images.rows(), 10 * per_class);
+  out.labels.resize(10 * per_class);
+  std::vector<fm::Index> filled(10, 0);
+  for (fm::Index j = 0; j < d.size(); ++j) {
+    const int c = d.labels(j);
+    fm::Index& k = filled[static_cast<std::size_t>(c)];
+    if (k >= per_class) continue;
+    out.images.col(c * per_class + k) = d.images.col(j);
+    out.labels(c * per_class + k) = c;
+    ++k;
+  }
+  for (fm::Index k : filled)
+    if (k < per_class) throw fm::Error("fashion: too few images of some class for --eval-per-class");
+  return out;
+}
+
+struct EvalRow {
+  std::string what;
+  double accuracy;  // conditional accuracy (generated) or classifier accuracy (real)
+  double frechet;
+  double seconds;
+};
+
+// The quality measures: a classifier trained on the real training images (cached in a
+// checkpoint) judges per_class generated images of each class per guidance weight: the fraction
+// it assigns to their conditioning class, and the Frechet distance between its last hidden layer's
+// features of the generated images and of as many real test images (the floor: real training
+// images against the same test images).
+std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, const fm::LabeledImages& train,
+                              const fm::LabeledImages& test, const std::filesystem::path& out_dir) {
+  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const std::filesystem::path clf_file =
+      opt.classifier.empty() ? out_dir / "classifier.fmck" : std::filesystem::path(opt.classifier);
+  fm::MLPClassifier<float> clf(784, 10, {512, 128}, static_cast<std::uint64_t>(opt.seed) + 11);
+  std::error_code ec;
+  const auto t_clf = Clock::now();
+  if (std::filesystem::exists(clf_file, ec)) {
+    fm::load_checkpoint(clf_file, clf.network());
+    std::printf("evaluation: classifier 784-512-128-10 loaded from %s\n", clf_file.string().c_str());
+  } else {
+    fm::ClassifierTrainingOptions co;
+    co.epochs = opt.classifier_epochs;
+    co.batch = 128;
+    co.learning_rate = 1e-3;
+    co.seed = static_cast<std::uint64_t>(opt.seed) + 12;
+    std::printf("evaluation: training the classifier 784-512-128-10 (SiLU, Adam 1e-3, batch 128) on the %lld real "
+                "training images, %lld epochs\n", static_cast<long long>(train.size()), opt.classifier_epochs);
+    fm::train_classifier(clf, train.images, train.labels, co, [&](fm::Index epoch, double loss) {
+      std::printf("  epoch %lld  loss %.4f  %.0f s\n", static_cast<long long>(epoch), loss, seconds_since(t_clf));
+      std::fflush(stdout);
+    });
+    fm::save_checkpoint(clf_file, clf.network());
+    std::printf("evaluation: classifier saved to %s (reruns load it)\n", clf_file.string().c_str());
+  }
+  const double test_accuracy = fm::classification_accuracy(clf, test.images, test.labels);
+  const double train_accuracy = fm::classification_accuracy(clf, train.images, train.labels);
+  std::printf("evaluation: classifier accuracy %.2f%% on the 10000 test images (%.2f%% on the training images), %.1f s\n",
+              100.0 * test_accuracy, 100.0 * train_accuracy, seconds_since(t_clf));
+
+  const fm::Index per_class = opt.eval_per_class;
+  const fm::Index n = 10 * per_class;
+  const fm::LabeledImages ref = balanced_subset(test, per_class);
+  const fm::LabeledImages train_sub = balanced_subset(train, per_class);
+  const fm::GaussianMoments ref_moments = fm::feature_moments(clf, ref.images);
+  std::vector<EvalRow> rows;
+  rows.push_back({"real_train_floor", fm::classification_accuracy(clf, train_sub.images, train_sub.labels),
+                  fm::frechet_distance(ref_moments, fm::feature_moments(clf, train_sub.images)), 0.0});
+  std::printf("evaluation: %lld real test images (%lld per class) as the reference; floor: Frechet distance of %lld "
+              "real training images %.3f\n", static_cast<long long>(n), static_cast<long long>(per_class),
+              static_cast<long long>(n), rows.back().frechet);
+
+  const ff::Solver solver = ff::parse_solver(opt.solver);
+  const fm::Index ode_steps = ff::solver_steps(solver, opt.nfe);
+  fm::Vector<fm::Index> labels(n);
+  for (fm::Index j = 0; j < n; ++j) labels(j) = j / per_class;
+  fm::Rng rng(static_cast<std::uint64_t>(opt.seed) + 13);
+  fm::Matrix<float> noise(784, n);
+  fm::StandardNormal(784).sample(rng, noise);  // the same noise for every guidance weight
+  for (double w : opt.guidance) {
+    const auto t_w = Clock::now();
+    const fm::Matrix<float> x = ff::sample_images(sampler, labels, w, solver, ode_steps, noise);
+    if (!x.allFinite()) throw fm::NumericalError("fashion: non-finite generated images at guidance " + fmt("%g", w));
+    // The classifier sees what a PNG shows: pixels clipped to [-1, 1].
+    const fm::Matrix<float> clipped = x.cwiseMax(-1.0f).cwiseMin(1.0f);
+    const double acc = fm::classification_accuracy(clf, clipped, labels);
+    const double fd = fm::frechet_distance(ref_moments, fm::feature_moments(clf, clipped));
+    rows.push_back({"generated", acc, fd, seconds_since(t_w)});
+    std::printf("  guidance w = %-4g  conditional accuracy %6.2f%%  Frechet distance %8.3f  (%lld images, %.1f s)\n", w,
+                100.0 * acc, fd, static_cast<long long>(n), rows.back().seconds);
+    std::fflush(stdout);
+  }
+  rows.insert(rows.begin(), EvalRow{"real_test_classifier", test_accuracy, 0.0, 0.0});
+  return rows;
 }
 
 int run(const Options& opt) {
@@ -256,6 +356,28 @@ int run(const Options& opt) {
               static_cast<long long>(ode_steps * ff::solver_stages(solver)),
               std::chrono::duration<double>(Clock::now() - t_grids).count());
 
+  if (!opt.no_eval) {
+    const std::vector<EvalRow> rows = evaluate(opt, sampler, train, test, out_dir);
+    const std::filesystem::path csv = out_dir / "metrics.csv";
+    std::FILE* f = std::fopen(csv.string().c_str(), "w");
+    if (f == nullptr) throw fm::Error("fashion: cannot write '" + csv.string() + "'");
+    std::fprintf(f, "what,guidance,accuracy,frechet_distance,images,steps_trained,solver,ode_steps\n");
+    std::printf("\n| images | guidance w | classifier accuracy (generated: conditional) | Frechet distance (classifier "
+                "features) |\n|---|---:|---:|---:|\n");
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      const EvalRow& r = rows[k];
+      const bool generated = k >= 2;
+      const double w = generated ? opt.guidance[k - 2] : 0.0;
+      std::fprintf(f, "%s,%s,%.6f,%s,%lld,%lld,%s,%lld\n", r.what.c_str(), generated ? fmt("%g", w).c_str() : "",
+                   r.accuracy, k == 0 ? "" : fmt("%.6f", r.frechet).c_str(),
+                   static_cast<long long>(k == 0 ? test.size() : 10 * opt.eval_per_class), flow.steps_done(),
+                   opt.solver.c_str(), static_cast<long long>(ode_steps));
+      std::printf("| %s | %s | %.2f%% | %s |\n", k == 0 ? "real test (10000)" : generated ? "generated" : "real training",
+                  generated ? fmt("%g", w).c_str() : "-", 100.0 * r.accuracy, k == 0 ? "-" : fmt("%.3f", r.frechet).c_str());
+    }
+    std::fclose(f);
+    std::printf("\nfashion: wrote %s\n", csv.string().c_str());
+  }
   std::printf("fashion: total wall time %.1f s (%.2f min)\n", since_start(), since_start() / 60.0);
   return 0;
 }
@@ -291,6 +413,13 @@ int main(int argc, char** argv) {
   app.add_option("--data", opt.data, "folder of the Fashion-MNIST IDX files (default: $FLOWMATCH_FASHION_MNIST_DIR, "
                                      "then /usr/share/datasets/fashion-mnist)");
   app.add_option("--train-count", opt.train_count, "training images used (-1: all 60000)")->capture_default_str();
+  app.add_option("--eval-per-class", opt.eval_per_class, "generated (and real) images per class for the evaluation")
+      ->check(fm::examples::at_least(1))->capture_default_str();
+  app.add_option("--classifier", opt.classifier, "classifier checkpoint: loaded if present, else trained and saved "
+                                                 "(default OUT/classifier.fmck)");
+  app.add_option("--classifier-epochs", opt.classifier_epochs, "epochs of the classifier's training")
+      ->check(fm::examples::at_least(1))->capture_default_str();
+  app.add_flag("--no-eval", opt.no_eval, "skip the evaluation (classifier accuracy, Frechet distance)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
