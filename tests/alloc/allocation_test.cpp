@@ -548,3 +548,49 @@ TEST_CASE("Training steps and forward passes of wider and deeper networks alloca
     }
   }
 }
+
+TEST_CASE("MLPClassifier: training step and logits and features and predict allocate nothing after the first call",
+          "[alloc][classifier]") {
+  ThreadsGuard guard;
+  // 784 inputs: image-sized, the portable path with products split into pieces; 5 inputs with
+  // {32, 16}: the AVX-512 kernels' shapes where the CPU has them.
+  struct Shape {
+    Index input;
+    std::vector<Index> hidden;
+  };
+  for (const Shape& shape : {Shape{784, {256, 128}}, Shape{5, {32, 16}}}) {
+    for (const int threads : {1, 2}) {
+      set_num_threads(threads);
+      MLPClassifier<float> clf(shape.input, 10, shape.hidden, 3);
+      Adam<float> adam(1e-3);
+      Rng rng(2);
+      Matrix<float> x(shape.input, 128), logits(10, 128), features(clf.feature_dim(), 128);
+      rng.fill_normal(x);
+      Eigen::VectorXi y(128), predicted(128);
+      for (Index j = 0; j < 128; ++j) y(j) = static_cast<int>(j % 10);
+      MLPClassifier<float>::Workspace ws;
+      auto step = [&] {
+        clf.loss_and_gradient(x, y, ws);
+        adam.step(clf.parameters(), clf.gradients());
+      };
+      step();
+      clf.logits(x, logits, ws);
+      clf.features(x, features, ws);
+      clf.predict(x, predicted, ws);
+      const Counts s = count_allocations(step);
+      const Counts l = count_allocations([&] { clf.logits(x, logits, ws); });
+      const Counts f = count_allocations([&] { clf.features(x, features, ws); });
+      const Counts p = count_allocations([&] { clf.predict(x, predicted, ws); });
+      Matrix<float> grad(10, 128);
+      const Counts ce = count_allocations([&] { softmax_cross_entropy(logits, y, grad); });
+      INFO("input " << shape.input << ", threads " << threads << ": step " << s.total() << ", logits " << l.total()
+                    << ", features " << f.total() << ", predict " << p.total() << ", softmax_cross_entropy "
+                    << ce.total());
+      CHECK(s.total() == 0);
+      CHECK(l.total() == 0);
+      CHECK(f.total() == 0);
+      CHECK(p.total() == 0);
+      CHECK(ce.total() == 0);
+    }
+  }
+}
