@@ -243,6 +243,19 @@ int run(const Options& opt) {
   tc.label_dropout = opt.dropout;
   tc.ema_decay = opt.ema;
   tc.seed = seed;
+  if (!opt.resume.empty()) {
+    // The architecture is the checkpoint's: hidden widths, and the Fourier frequencies from the
+    // input width 784 + 2 F + 10 + 1 (the file is fully checked here, and again on loading).
+    const fm::CheckpointInfo info = fm::read_checkpoint_info(opt.resume);
+    const fm::Index in = info.layer_widths.empty() ? 0 : info.layer_widths.front();
+    if (info.scalar != "float" || info.activation != "silu" || info.layer_widths.size() < 3 ||
+        info.layer_widths.back() != 784 || in < 795 || (in - 795) % 2 != 0 || info.optimizer != "adam" ||
+        !info.has_trainer_state)
+      throw fm::Error("'" + opt.resume + "' is not a fashion training checkpoint (float SiLU MLP (795 + 2F)-...-784, "
+                      "Adam, trainer state)");
+    mc.hidden.assign(info.layer_widths.begin() + 1, info.layer_widths.end() - 1);
+    mc.frequencies = (in - 795) / 2;
+  }
   const ff::LabelledImageSet data(train);
   ff::FashionFlow flow(data, mc, tc);
   if (!opt.resume.empty()) {
@@ -253,7 +266,7 @@ int run(const Options& opt) {
   for (auto h : mc.hidden) std::printf("%lld-", static_cast<long long>(h));
   std::printf("784 SiLU (%lld parameters; input = 784 pixels + %lld Fourier time features + 10 one-hot labels + t), "
               "batch %lld, Adam lr %g (warm-up %lld, cosine), label dropout %g, EMA %g, %d thread(s), seed %lld\n",
-              static_cast<long long>(flow.num_parameters()), 2 * opt.frequencies, opt.batch, opt.lr, tc.warmup,
+              static_cast<long long>(flow.num_parameters()), static_cast<long long>(2 * mc.frequencies), opt.batch, opt.lr, tc.warmup,
               opt.dropout, opt.ema, fm::num_threads(), opt.seed);
 
   // ---------------------------------------------------------------- training
@@ -405,7 +418,8 @@ int main(int argc, char** argv) {
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--save", opt.save, "final checkpoint (default OUT/fashion.fmck; the EMA weights go to <name>-ema.fmck)");
-  app.add_option("--resume", opt.resume, "continue from this checkpoint (and its <name>-ema.fmck); --minutes 0 only samples");
+  app.add_option("--resume", opt.resume, "continue from this checkpoint (its architecture; and its <name>-ema.fmck); "
+                                         "--minutes 0 only samples and evaluates");
   app.add_option("--checkpoint-every", opt.checkpoint_every, "write OUT/checkpoint.fmck every N steps (0: never)")
       ->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--out", opt.out, "output folder")->capture_default_str();

@@ -96,7 +96,7 @@ std::string message_of(F&& f) {
 
 }  // namespace
 
-TEST_CASE("IDX: images become columns scaled to -1..1 and labels a vector, plain or gzip", "[io][idx]") {
+TEST_CASE("IDX: images become columns scaled to -1..1 and labels a vector from plain or gzip files", "[io][idx]") {
   TempDir dir;
   // 3 images of 2 x 3 pixels: image k, pixel (r, c) = 0, 255 or a ramp.
   Bytes pixels = iota_bytes(18, 15);
@@ -144,7 +144,7 @@ TEST_CASE("IDX: images become columns scaled to -1..1 and labels a vector, plain
   CHECK_THROWS_AS(read_idx_labels(dir / "lab", -1, 0), InvalidArgument);
 }
 
-TEST_CASE("IDX: a missing file, a wrong magic and an unsupported type are errors naming the file", "[io][idx]") {
+TEST_CASE("IDX: a missing file or a wrong magic or an unsupported type is an error naming the file", "[io][idx]") {
   TempDir dir;
   std::string m = message_of<IdxIOError>([&] { read_idx(dir / "nope.gz"); });
   CHECK_THAT(m, Catch::Contains("nope.gz") && Catch::Contains("no such file"));
@@ -188,7 +188,7 @@ TEST_CASE("IDX: zero and absurd dimensions are refused before anything is alloca
   }
 }
 
-TEST_CASE("IDX: truncated headers, dimensions and data, and trailing bytes are errors", "[io][idx]") {
+TEST_CASE("IDX: truncated headers or dimensions or data and trailing bytes are errors", "[io][idx]") {
   TempDir dir;
   const Bytes good = idx_bytes({4, 2, 2}, iota_bytes(16));
   for (const fs::path& f : both(dir, "short_magic", Bytes{0, 0, 8})) {
@@ -215,7 +215,7 @@ TEST_CASE("IDX: truncated headers, dimensions and data, and trailing bytes are e
   }
 }
 
-TEST_CASE("IDX: a cut or damaged gzip stream is an error, not short data", "[io][idx]") {
+TEST_CASE("IDX: a cut or damaged gzip stream is an error and not short data", "[io][idx]") {
   TempDir dir;
   const Bytes good = idx_bytes({50, 10, 10}, iota_bytes(5000, 7));
   const Bytes gz = read_plain(write_gz(dir / "good.gz", good));
