@@ -8,6 +8,9 @@
 #   libstb-dev fonts-dejavu-core libcli11-dev pkg-config   the examples (PNG figures, their text, CLI)
 #   libbenchmark-dev    Google Benchmark, the benchmarks (built with the project, not run by the tests)
 #   clang libclang-rt-14-dev   scripts/sanitize.sh: the ASan/UBSan test run and the libFuzzer harnesses
+#   zlib1g-dev          the IDX reader <flowmatch/io/idx.hpp> (gzip), its tests and examples/fashion
+#   dataset-fashion-mnist   Fashion-MNIST (about 30 MB) for examples/fashion and the real-data tests
+#                       (without it those tests skip, saying so; scripts/test.sh prints a banner)
 FLOWMATCH_APT_PACKAGES=(
   cmake
   g++
@@ -21,6 +24,8 @@ FLOWMATCH_APT_PACKAGES=(
   libbenchmark-dev
   clang
   libclang-rt-14-dev
+  zlib1g-dev
+  dataset-fashion-mnist
 )
 
 # Installs whichever of FLOWMATCH_APT_PACKAGES is missing, with apt-get (through sudo unless run as

@@ -20,3 +20,13 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "$@"
 cmake --build "$build_dir" --parallel "$jobs"
 cd "$build_dir"
 ctest --output-on-failure --parallel "$jobs"
+
+# The Fashion-MNIST tests skip (passing) when the data set is missing: say so where it is seen.
+fashion_dir="${FLOWMATCH_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+if [ ! -e "$fashion_dir/train-images-idx3-ubyte.gz" ] && [ ! -e "$fashion_dir/train-images-idx3-ubyte" ]; then
+  echo "################################################################################" >&2
+  echo "# WARNING: Fashion-MNIST not found in $fashion_dir" >&2
+  echo "# The tests that need it were SKIPPED (the smoke test used synthetic data)." >&2
+  echo "# Install the Debian package dataset-fashion-mnist (or set FLOWMATCH_FASHION_MNIST_DIR)." >&2
+  echo "################################################################################" >&2
+fi

@@ -1,0 +1,266 @@
+#pragma once
+// The core of examples/fashion, shared with its smoke test (tests/examples/fashion_test.cpp): a
+// labelled image set as a flowmatch distribution, the class-conditional flow model with its
+// trainer (label dropout, Adam with warm-up and cosine decay, EMA), checkpoints, and sampling with
+// classifier-free guidance. Not part of the library (no install); needs flowmatch::idx (zlib).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <numbers>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <flowmatch.hpp>
+#include <flowmatch/io/idx.hpp>
+
+namespace flowmatch::fashion {
+
+/// A labelled image set as a SampleableDistribution with sample_labelled (what
+/// GaussianConditionalPath's labelled training batches need): draws columns uniformly with
+/// replacement. Shares its data between copies (the path and the trainer copy it).
+class LabelledImageSet {
+ public:
+  LabelledImageSet(Matrix<float> images, const Eigen::VectorXi& labels, Index num_classes)
+      : images_(std::make_shared<const Matrix<float>>(std::move(images))),
+        labels_(std::make_shared<const Eigen::VectorXi>(labels)),
+        classes_(num_classes) {
+    constexpr const char* where = "flowmatch::fashion::LabelledImageSet";
+    detail::require_positive_count(where, "images.cols()", images_->cols());
+    if (labels_->size() != images_->cols())
+      detail::throw_dimension(where, "labels", "size", labels_->size(), images_->cols());
+    if (labels_->minCoeff() < 0 || labels_->maxCoeff() >= num_classes)
+      detail::throw_invalid(where, "labels", labels_->maxCoeff(), "every label must lie in [0, num_classes)");
+  }
+  explicit LabelledImageSet(const LabeledImages& d, Index num_classes = 10)
+      : LabelledImageSet(d.images, d.labels, num_classes) {}
+
+  Index dim() const { return images_->rows(); }
+  Index size() const { return images_->cols(); }
+  Index num_classes() const { return classes_; }
+  const Matrix<float>& images() const { return *images_; }
+  const Eigen::VectorXi& labels() const { return *labels_; }
+
+  template <class D>
+  void sample(Rng& rng, const Eigen::MatrixBase<D>& out_) const {
+    auto& out = detail::writable(out_);
+    detail::require_rows("flowmatch::fashion::LabelledImageSet::sample", "out", out.rows(), dim());
+    for (Index j = 0; j < out.cols(); ++j)
+      out.col(j) = images_->col(pick(rng)).template cast<typename D::Scalar>();
+  }
+
+  template <class D, class L>
+  void sample_labelled(Rng& rng, const Eigen::MatrixBase<D>& out_, L& labels) const {
+    auto& out = detail::writable(out_);
+    detail::require_rows("flowmatch::fashion::LabelledImageSet::sample_labelled", "out", out.rows(), dim());
+    labels.resize(out.cols());
+    for (Index j = 0; j < out.cols(); ++j) {
+      const Index k = pick(rng);
+      labels[j] = (*labels_)(k);
+      out.col(j) = images_->col(k).template cast<typename D::Scalar>();
+    }
+  }
+
+ private:
+  Index pick(Rng& rng) const { return static_cast<Index>(rng.below(static_cast<std::uint64_t>(size()))); }
+
+  std::shared_ptr<const Matrix<float>> images_;
+  std::shared_ptr<const Eigen::VectorXi> labels_;
+  Index classes_;
+};
+
+/// Synthetic stand-in for Fashion-MNIST (tests without the data set): 28 x 28 images in [-1, 1],
+/// class c a bright bar at an angle of c * 18 degrees through the centre on a dark background,
+/// with its position jittered (1 pixel std) and pixel noise. Easy to tell apart, and 784-D like the real thing.
+inline LabeledImages synthetic_images(Index per_class, Index classes, std::uint64_t seed) {
+  LabeledImages d;
+  d.rows = d.cols = 28;
+  d.images.resize(784, per_class * classes);
+  d.labels.resize(per_class * classes);
+  Rng rng(seed);
+  for (Index j = 0; j < d.images.cols(); ++j) {
+    const Index c = j % classes;
+    d.labels(j) = static_cast<int>(c);
+    const double angle = std::numbers::pi * static_cast<double>(c) / static_cast<double>(classes);
+    const double dx = rng.normal(), dy = rng.normal();
+    for (int r = 0; r < 28; ++r)
+      for (int q = 0; q < 28; ++q) {
+        const double x = q - 13.5 - dx, y = r - 13.5 - dy;
+        const double dist = std::abs(-std::sin(angle) * x + std::cos(angle) * y);
+        const double v = (dist < 3.0 && x * x + y * y < 121.0 ? 0.9 : -0.9) + 0.1 * rng.normal();
+        d.images(r * 28 + q, j) = static_cast<float>(std::clamp(v, -1.0, 1.0));
+      }
+  }
+  return d;
+}
+
+using Model = ClassConditionalVectorField<float, SiLU>;
+using Network = std::remove_cvref_t<decltype(std::declval<Model&>().network())>;
+using Path = GaussianConditionalPath<LinearAlpha, LinearBeta, LabelledImageSet>;
+
+/// Learning-rate factor: linear warm-up over the first `warmup` steps of the run, then cosine decay
+/// from 1 to `final_factor` over the run's progress in [0, 1] (steps done / steps, or seconds spent
+/// / time budget), both read from the shared state the training loop updates before each step.
+/// (WarmupCosineLR's formula with the time budget's progress in place of the step index.)
+struct ProgressCosineLR {
+  struct State {
+    long long step = 0;      // steps taken in this run
+    double progress = 0.0;   // fraction of this run's budget used
+  };
+  std::shared_ptr<const State> state;
+  long long warmup = 200;
+  double final_factor = 0.05;
+
+  double operator()(long long /*k*/) const {
+    if (state->step < warmup) return static_cast<double>(state->step + 1) / static_cast<double>(warmup);
+    const double p = std::clamp(state->progress, 0.0, 1.0);
+    return final_factor + (1.0 - final_factor) * 0.5 * (1.0 + std::cos(std::numbers::pi * p));
+  }
+};
+using Optim = ScheduledOptimizer<Adam<float>, ProgressCosineLR>;
+
+struct ModelConfig {
+  std::vector<Index> hidden{1024, 1024};
+  Index frequencies = 8;  // Fourier time features: 2 x frequencies inputs
+};
+
+struct TrainConfig {
+  Index batch = 128;
+  double lr = 1e-3;            // peak learning rate (Adam)
+  double label_dropout = 0.1;  // probability of the empty label (trains u(x | empty) for guidance)
+  double ema_decay = 0.999;
+  long long warmup = 200;
+  double final_lr_factor = 0.05;
+  std::uint64_t seed = 0;
+};
+
+/// The class-conditional flow on images: u(x, t | y) = MLP([x; fourier(t); onehot(y); t]) trained
+/// on the rectified (OT) path x_t = t z + (1 - t) eps (alpha_t = t, beta_t = 1 - t: the target
+/// u = z - eps is constant along each line), with label dropout, Adam with warm-up and cosine
+/// decay, and an EMA of the weights for sampling.
+class FashionFlow {
+  // The view a checkpoint saves: the model's network, the inner Adam, the trainer's generator and
+  // the lifetime step count (CheckpointableTrainer).
+  struct CheckpointView {
+    FashionFlow* flow;
+    Network& model() { return flow->model_.network(); }
+    const Network& model() const { return flow->model_.network(); }
+    Adam<float>& optimizer() { return flow->optimizer_.inner(); }
+    const Adam<float>& optimizer() const { return flow->optimizer_.inner(); }
+    Rng& rng() { return flow->trainer_.rng(); }
+    Rng& rng() const { return flow->trainer_.rng(); }
+    long long steps_done() const { return flow->steps_done(); }
+    void set_steps_done(long long s) { flow->step_offset_ = s - flow->trainer_.steps_done(); }
+  };
+
+ public:
+  FashionFlow(const LabelledImageSet& data, const ModelConfig& mc, const TrainConfig& tc)
+      : config_(tc),
+        state_(std::make_shared<ProgressCosineLR::State>()),
+        model_(data.dim(), data.num_classes(), mc.hidden, tc.seed, mc.frequencies),
+        optimizer_(Adam<float>(tc.lr), ProgressCosineLR{state_, std::max<long long>(1, tc.warmup), tc.final_lr_factor}),
+        trainer_(Path(data, LinearAlpha{}, LinearBeta{}), model_, optimizer_, tc.label_dropout, tc.seed + 1),
+        ema_(tc.ema_decay) {}
+  FashionFlow(const FashionFlow&) = delete;
+  FashionFlow& operator=(const FashionFlow&) = delete;
+
+  /// One training step (at progress `progress` of the run's budget, which sets the learning rate)
+  /// and the EMA update; returns the step's loss.
+  double step(double progress) {
+    state_->progress = progress;
+    const double loss = trainer_.step(config_.batch);
+    ++state_->step;
+    ema_.update(model_.parameters());
+    return loss;
+  }
+
+  /// The learning rate of the next step.
+  double learning_rate() const { return optimizer_.learning_rate(); }
+  long long steps_done() const { return step_offset_ + trainer_.steps_done(); }
+  long long steps_this_run() const { return state_->step; }
+  Index num_parameters() const { return model_.num_parameters(); }
+  const TrainConfig& config() const { return config_; }
+  Model& model() { return model_; }
+  const Model& model() const { return model_; }
+
+  /// A copy of the model with the EMA weights (the model itself before any step).
+  Model ema_model() const {
+    Model m = model_;
+    if (ema_.updates() > 0) ema_.copy_to(m.parameters());
+    return m;
+  }
+
+  /// Writes the training state (network, Adam, step count, generator) to `file` and the EMA
+  /// weights to `ema_file`, each atomically (io/checkpoint.hpp).
+  void save(const std::filesystem::path& file, const std::filesystem::path& ema_file) {
+    save_checkpoint(file, CheckpointView{this});
+    save_checkpoint(ema_file, ema_model().network());
+  }
+
+  /// Restores what save() wrote (the architecture must match: CheckpointMismatchError otherwise).
+  /// Without an EMA file the EMA restarts from the loaded weights. In a resumed run the warm-up
+  /// and the cosine decay run again over the new budget.
+  void load(const std::filesystem::path& file, const std::filesystem::path& ema_file) {
+    CheckpointView view{this};
+    load_checkpoint(file, view);
+    Model m = model_;
+    std::error_code ec;
+    if (!ema_file.empty() && std::filesystem::exists(ema_file, ec)) load_checkpoint(ema_file, m.network());
+    ema_.reset();
+    ema_.update(m.parameters());
+    state_->step = config_.warmup;  // no second warm-up: Adam's moments are restored
+  }
+
+ private:
+  TrainConfig config_;
+  std::shared_ptr<ProgressCosineLR::State> state_;
+  Model model_;
+  Optim optimizer_;
+  ConditionalCFMTrainer<Path, Model, Optim> trainer_;
+  ExponentialMovingAverage<float> ema_;
+  long long step_offset_ = 0;
+};
+
+enum class Solver { Euler, Midpoint, Heun, RK4 };
+
+/// "euler", "midpoint", "heun" or "rk4" (InvalidArgument otherwise).
+inline Solver parse_solver(const std::string& name) {
+  if (name == "euler") return Solver::Euler;
+  if (name == "midpoint") return Solver::Midpoint;
+  if (name == "heun") return Solver::Heun;
+  if (name == "rk4") return Solver::RK4;
+  detail::throw_invalid("flowmatch::fashion::parse_solver", "solver", name, "must be euler, midpoint, heun or rk4");
+}
+
+inline Index solver_stages(Solver s) { return s == Solver::Euler ? 1 : s == Solver::RK4 ? 4 : 2; }
+
+/// Integration steps for a budget of `nfe` evaluations of the guided field (each of which is two
+/// network passes when the guidance weight is not 0): max(1, nfe / stages).
+inline Index solver_steps(Solver s, Index nfe) { return std::max<Index>(1, nfe / solver_stages(s)); }
+
+/// Integrates dx/dt = (1 + w) u(x, t | y) - w u(x, t | empty) (GuidedVectorFieldODE) from the
+/// noise x0 at t = 0 to t = 1 with `steps` uniform steps of `solver`, in chunks of `chunk` columns
+/// (bounded memory); returns the images (dim x n).
+inline Matrix<float> sample_images(const Model& model, const Vector<Index>& labels, double guidance, Solver solver,
+                                   Index steps, const Matrix<float>& x0, Index chunk = 500) {
+  Matrix<float> x = x0;
+  const Vector<double> ts = linspace(0.0, 1.0, steps + 1);
+  for (Index c0 = 0; c0 < x.cols(); c0 += chunk) {
+    const Index n = std::min(chunk, x.cols() - c0);
+    GuidedVectorFieldODE ode(model, labels.segment(c0, n), guidance);
+    Matrix<float> block = x.middleCols(c0, n);
+    switch (solver) {
+      case Solver::Euler: make_simulator<EulerStepper>(ode).simulate_inplace(block, ts); break;
+      case Solver::Midpoint: make_simulator<MidpointStepper>(ode).simulate_inplace(block, ts); break;
+      case Solver::Heun: make_simulator<HeunStepper>(ode).simulate_inplace(block, ts); break;
+      case Solver::RK4: make_simulator<RK4Stepper>(ode).simulate_inplace(block, ts); break;
+    }
+    x.middleCols(c0, n) = block;
+  }
+  return x;
+}
+
+}  // namespace flowmatch::fashion
