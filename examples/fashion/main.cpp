@@ -400,15 +400,14 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"fashion: class-conditional flow matching on Fashion-MNIST with classifier-free guidance"};
+  fm::examples::add_common_options(
+      app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out,
+      {.steps = "train to this total step count instead of for --minutes (0: use --minutes)", .min_steps = 0,
+       .lr = "peak Adam learning rate"});
   app.add_option("--minutes", opt.minutes, "training time budget in minutes (used unless --steps is given)")
       ->check(CLI::Range(0.0, 1e6))->capture_default_str();
-  app.add_option("--steps", opt.steps, "train to this total step count instead of for --minutes (0: use --minutes)")
-      ->check(fm::examples::at_least(0))->capture_default_str();
-  app.add_option("--batch", opt.batch, "training batch size")->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--lr", opt.lr, "peak Adam learning rate")->check(fm::examples::positive_finite())->capture_default_str();
   app.add_option("--dropout", opt.dropout, "label dropout probability")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--ema", opt.ema, "EMA decay of the weights used for sampling")->check(CLI::Range(0.0, 0.99999))->capture_default_str();
-  app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--frequencies", opt.frequencies, "Fourier time frequencies")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--guidance", opt.guidance, "guidance weights w (one grid each; 0 = no guidance)")->capture_default_str();
   app.add_option("--grid-guidance", opt.grid_guidance, "guidance weight of grid.png")->capture_default_str();
@@ -416,14 +415,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"euler", "midpoint", "heun", "rk4"}))->capture_default_str();
   app.add_option("--nfe", opt.nfe, "evaluations of the guided field per sample (steps = nfe / solver stages)")
       ->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--save", opt.save, "final checkpoint (default OUT/fashion.fmck; the EMA weights go to <name>-ema.fmck)");
   app.add_option("--resume", opt.resume, "continue from this checkpoint (its architecture; and its <name>-ema.fmck); "
                                          "--minutes 0 only samples and evaluates");
   app.add_option("--checkpoint-every", opt.checkpoint_every, "write OUT/checkpoint.fmck every N steps (0: never)")
       ->check(fm::examples::at_least(0))->capture_default_str();
-  app.add_option("--out", opt.out, "output folder")->capture_default_str();
-  app.add_option("--seed", opt.seed, "random seed")->capture_default_str();
   app.add_option("--data", opt.data, "folder of the Fashion-MNIST IDX files (default: $FLOWMATCH_FASHION_MNIST_DIR, "
                                      "then /usr/share/datasets/fashion-mnist)");
   app.add_option("--train-count", opt.train_count, "training images used (-1: all 60000)")->capture_default_str();
@@ -434,15 +430,5 @@ int main(int argc, char** argv) {
   app.add_option("--classifier-epochs", opt.classifier_epochs, "epochs of the classifier's training")
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_flag("--no-eval", opt.no_eval, "skip the evaluation (classifier accuracy, Frechet distance)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  try {
-    return run(opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "fashion: error: %s\n", e.what());
-    return 1;
-  }
+  return fm::examples::parse_and_run(app, argc, argv, "fashion", [&] { return run(opt); });
 }
