@@ -30,6 +30,8 @@
 #include <flowmatch/train/cfm_trainer.hpp>
 #include <flowmatch/train/periodic_checkpoint.hpp>
 
+#include "support/temp_dir.hpp"
+
 extern char** environ;
 
 using namespace flowmatch;
@@ -45,20 +47,6 @@ struct ThreadsGuard {
   ~ThreadsGuard() { set_num_threads(saved); }
 };
 
-// A fresh, empty folder under the system's temporary folder, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("flowmatch_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 std::vector<unsigned char> read_bytes(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -129,7 +117,7 @@ constexpr Index kResumeBatch = 64;
 }  // namespace
 
 TEST_CASE("Checkpoint round trip: identical parameters, optimizer state, generator and samples", "[io][checkpoint]") {
-  TempDir dir("ckpt_roundtrip");
+  test::TempDir dir("ckpt_roundtrip");
   MLPVectorField<float> model(2, {32, 16}, 1);
   Adam<float> adam(2e-3);
   CFMTrainer trainer(seed_path(), model, adam, 2);
@@ -203,7 +191,7 @@ TEST_CASE("checkpoint resume child process", "[.][io][checkpoint]") {
 TEST_CASE("Checkpoint resume: 2N steps straight equal N steps, save, load in a fresh process, N steps", "[io][checkpoint]") {
   ThreadsGuard guard;
   set_num_threads(1);
-  TempDir dir("ckpt_resume");
+  test::TempDir dir("ckpt_resume");
   MLPVectorField<float> straight_model(2, {32, 32}, 7);
   Adam<float> straight_adam(1e-3);
   CFMTrainer straight(seed_path(), straight_model, straight_adam, 8);
@@ -252,7 +240,7 @@ std::size_t crash_after_bytes = 0;
 }  // namespace
 
 TEST_CASE("Checkpoint: a crash or failure during a save leaves the previous checkpoint intact", "[io][checkpoint]") {
-  TempDir dir("ckpt_crash");
+  test::TempDir dir("ckpt_crash");
   const fs::path file = dir / "model.fmck";
   MLPVectorField<float> old_model(2, {256, 256}, 1);  // ~67k parameters: a save writes several chunks
   MLPVectorField<float> new_model(2, {256, 256}, 2);
@@ -319,7 +307,7 @@ TEST_CASE("Checkpoint: a crash or failure during a save leaves the previous chec
 }
 
 TEST_CASE("Checkpoint: every flipped byte and every truncation is refused and changes nothing", "[io][checkpoint][errors]") {
-  TempDir dir("ckpt_flip");
+  test::TempDir dir("ckpt_flip");
   // A small trainer checkpoint: MLP 2-3-1 (13 parameters), Adam moments, trainer state.
   using Path1 = GaussianConditionalPath<LinearAlpha, SquareRootBeta, Gaussian>;
   const Path1 path(Gaussian::standard(1, 1.0));
@@ -375,7 +363,7 @@ TEST_CASE("Checkpoint: every flipped byte and every truncation is refused and ch
 }
 
 TEST_CASE("Checkpoint: each kind of bad file throws its own error and leaves the model unchanged", "[io][checkpoint][errors]") {
-  TempDir dir("ckpt_bad");
+  test::TempDir dir("ckpt_bad");
   MLPVectorField<float> model(2, {8, 8}, 1);
   Adam<float> adam(1e-3);
   CFMTrainer trainer(seed_path(), model, adam, 2);
@@ -520,7 +508,7 @@ TEST_CASE("Checkpoint: each kind of bad file throws its own error and leaves the
 }
 
 TEST_CASE("PeriodicCheckpoint saves every N steps, keeps the last K files and resumes from the latest", "[io][checkpoint][train]") {
-  TempDir dir("ckpt_periodic");
+  test::TempDir dir("ckpt_periodic");
   MLPVectorField<float> model(2, {16}, 1);
   Adam<float> adam(1e-3);
   CFMTrainer trainer(seed_path(), model, adam, 2);

@@ -4,7 +4,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdint>
@@ -16,6 +15,9 @@
 
 #include <flowmatch/io/idx.hpp>
 
+#include "support/errors.hpp"
+#include "support/temp_dir.hpp"
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 
@@ -23,22 +25,6 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-// A fresh folder per test case, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("flowmatch_idx_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 // An IDX header of unsigned bytes with the given dimensions, then `data`.
 Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const Bytes& data, std::uint8_t type = 0x08) {
@@ -76,28 +62,15 @@ Bytes read_plain(const fs::path& file) {
 }
 
 // Both encodings of the same bytes: {plain file, gzip'd file}.
-std::vector<fs::path> both(const TempDir& dir, const std::string& name, const Bytes& b) {
+std::vector<fs::path> both(const test::TempDir& dir, const std::string& name, const Bytes& b) {
   return {write_plain(dir / name, b), write_gz(dir / (name + ".gz"), b)};
 }
 
-// The message of the exception of type E that f throws (fails if it throws nothing or another type).
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected another exception type, got: " << e.what());
-  }
-  FAIL("no exception thrown");
-  return {};
-}
 
 }  // namespace
 
 TEST_CASE("IDX: images become columns scaled to -1..1 and labels a vector from plain or gzip files", "[io][idx]") {
-  TempDir dir;
+  test::TempDir dir("idx");
   // 3 images of 2 x 3 pixels: image k, pixel (r, c) = 0, 255 or a ramp.
   Bytes pixels = iota_bytes(18, 15);
   pixels[0] = 0;
@@ -145,62 +118,62 @@ TEST_CASE("IDX: images become columns scaled to -1..1 and labels a vector from p
 }
 
 TEST_CASE("IDX: a missing file or a wrong magic or an unsupported type is an error naming the file", "[io][idx]") {
-  TempDir dir;
-  std::string m = message_of<IdxIOError>([&] { read_idx(dir / "nope.gz"); });
+  test::TempDir dir("idx");
+  std::string m = test::error_message<IdxIOError>([&] { read_idx(dir / "nope.gz"); });
   CHECK_THAT(m, Catch::Contains("nope.gz") && Catch::Contains("no such file"));
-  m = message_of<IdxIOError>([&] { read_idx(dir.path); });
+  m = test::error_message<IdxIOError>([&] { read_idx(dir.path); });
   CHECK_THAT(m, Catch::Contains("not a regular file"));
 
   Bytes bad = idx_bytes({2}, {1, 2});
   bad[0] = 0x50;
   for (const fs::path& f : both(dir, "magic", bad)) {
-    m = message_of<IdxFormatError>([&] { read_idx(f); });
+    m = test::error_message<IdxFormatError>([&] { read_idx(f); });
     CHECK_THAT(m, Catch::Contains(f.filename().string()) && Catch::Contains("two zero bytes") && Catch::Contains("0x50"));
   }
   for (const fs::path& f : both(dir, "float", idx_bytes({2}, iota_bytes(8), 0x0D))) {
-    m = message_of<IdxFormatError>([&] { read_idx(f); });
+    m = test::error_message<IdxFormatError>([&] { read_idx(f); });
     CHECK_THAT(m, Catch::Contains("0x0D") && Catch::Contains("float") && Catch::Contains("0x08 (unsigned byte)"));
   }
   // Rank 0 and rank 5.
-  m = message_of<IdxFormatError>([&] { read_idx(write_plain(dir / "rank0", Bytes{0, 0, 8, 0})); });
+  m = test::error_message<IdxFormatError>([&] { read_idx(write_plain(dir / "rank0", Bytes{0, 0, 8, 0})); });
   CHECK_THAT(m, Catch::Contains("rank between 1 and 4, found 0"));
-  m = message_of<IdxFormatError>([&] { read_idx(write_gz(dir / "rank5.gz", idx_bytes({1, 1, 1, 1, 1}, {0}))); });
+  m = test::error_message<IdxFormatError>([&] { read_idx(write_gz(dir / "rank5.gz", idx_bytes({1, 1, 1, 1, 1}, {0}))); });
   CHECK_THAT(m, Catch::Contains("found 5"));
   // Images asked of a labels file, labels of an images file.
   const fs::path labels = write_plain(dir / "labels", idx_bytes({2}, {1, 2}));
   const fs::path images = write_plain(dir / "images", idx_bytes({2, 1, 1}, {1, 2}));
-  m = message_of<IdxFormatError>([&] { read_idx_images(labels); });
+  m = test::error_message<IdxFormatError>([&] { read_idx_images(labels); });
   CHECK_THAT(m, Catch::Contains("rank 3") && Catch::Contains("found rank 1"));
-  m = message_of<IdxFormatError>([&] { read_idx_labels(images); });
+  m = test::error_message<IdxFormatError>([&] { read_idx_labels(images); });
   CHECK_THAT(m, Catch::Contains("rank 1") && Catch::Contains("found rank 3"));
 }
 
 TEST_CASE("IDX: zero and absurd dimensions are refused before anything is allocated", "[io][idx]") {
-  TempDir dir;
+  test::TempDir dir("idx");
   for (const fs::path& f : both(dir, "zero", idx_bytes({3, 0, 2}, {}))) {
-    const std::string m = message_of<IdxFormatError>([&] { read_idx(f); });
+    const std::string m = test::error_message<IdxFormatError>([&] { read_idx(f); });
     CHECK_THAT(m, Catch::Contains("dimension 1 is 0"));
   }
   // 100000 x 100000 x 100000 bytes: far above the 2 GiB limit, with only a few bytes behind it.
   for (const fs::path& f : both(dir, "huge", idx_bytes({100000, 100000, 100000}, {1, 2, 3}))) {
-    const std::string m = message_of<IdxFormatError>([&] { read_idx(f); });
+    const std::string m = test::error_message<IdxFormatError>([&] { read_idx(f); });
     CHECK_THAT(m, Catch::Contains("absurd"));
   }
 }
 
 TEST_CASE("IDX: truncated headers or dimensions or data and trailing bytes are errors", "[io][idx]") {
-  TempDir dir;
+  test::TempDir dir("idx");
   const Bytes good = idx_bytes({4, 2, 2}, iota_bytes(16));
   for (const fs::path& f : both(dir, "short_magic", Bytes{0, 0, 8})) {
-    const std::string m = message_of<IdxTruncatedError>([&] { read_idx(f); });
+    const std::string m = test::error_message<IdxTruncatedError>([&] { read_idx(f); });
     CHECK_THAT(m, Catch::Contains("4-byte IDX magic") && Catch::Contains("3 byte(s)"));
   }
   for (const fs::path& f : both(dir, "short_dims", Bytes(good.begin(), good.begin() + 9))) {
-    const std::string m = message_of<IdxTruncatedError>([&] { read_idx(f); });
+    const std::string m = test::error_message<IdxTruncatedError>([&] { read_idx(f); });
     CHECK_THAT(m, Catch::Contains("expected 3 dimensions") && Catch::Contains("found only 5 byte(s)"));
   }
   for (const fs::path& f : both(dir, "short_data", Bytes(good.begin(), good.end() - 3))) {
-    const std::string m = message_of<IdxTruncatedError>([&] { read_idx_images(f); });
+    const std::string m = test::error_message<IdxTruncatedError>([&] { read_idx_images(f); });
     CHECK_THAT(m, Catch::Contains(f.filename().string()) && Catch::Contains("expected 16 bytes") &&
                       Catch::Contains("found only 13"));
     // A prefix that the file does hold reads fine.
@@ -209,46 +182,46 @@ TEST_CASE("IDX: truncated headers or dimensions or data and trailing bytes are e
   Bytes trailing = good;
   trailing.insert(trailing.end(), {9, 9});
   for (const fs::path& f : both(dir, "trailing", trailing)) {
-    const std::string m = message_of<IdxTrailingDataError>([&] { read_idx(f); });
+    const std::string m = test::error_message<IdxTrailingDataError>([&] { read_idx(f); });
     CHECK_THAT(m, Catch::Contains("16 data bytes") && Catch::Contains("found 2 more byte(s)"));
     CHECK(read_idx(f, 3).items_read == 3);  // a prefix is not checked for what follows
   }
 }
 
 TEST_CASE("IDX: a cut or damaged gzip stream is an error and not short data", "[io][idx]") {
-  TempDir dir;
+  test::TempDir dir("idx");
   const Bytes good = idx_bytes({50, 10, 10}, iota_bytes(5000, 7));
   const Bytes gz = read_plain(write_gz(dir / "good.gz", good));
   REQUIRE(gz.size() > 40);
   // Cut in the middle of the deflate stream: the gzip stream ends early.
   const fs::path cut = write_plain(dir / "cut.gz", Bytes(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(gz.size() / 2)));
-  std::string m = message_of<IdxTruncatedError>([&] { read_idx(cut); });
+  std::string m = test::error_message<IdxTruncatedError>([&] { read_idx(cut); });
   CHECK_THAT(m, Catch::Contains("cut.gz"));
   // Without its 8-byte trailer (CRC and size): all data present, the stream unfinished.
   const fs::path no_trailer = write_plain(dir / "no_trailer.gz", Bytes(gz.begin(), gz.end() - 8));
-  m = message_of<IdxTruncatedError>([&] { read_idx(no_trailer); });
+  m = test::error_message<IdxTruncatedError>([&] { read_idx(no_trailer); });
   CHECK_THAT(m, Catch::Contains("no_trailer.gz") && Catch::Contains("ends early"));
   // A changed byte in the trailer's CRC: zlib reports the mismatch.
   Bytes damaged = gz;
   damaged[damaged.size() - 6] ^= 0x5A;
   const fs::path bad_crc = write_plain(dir / "bad_crc.gz", damaged);
-  m = message_of<IdxIOError>([&] { read_idx(bad_crc); });
+  m = test::error_message<IdxIOError>([&] { read_idx(bad_crc); });
   CHECK_THAT(m, Catch::Contains("bad_crc.gz"));
 }
 
 TEST_CASE("IDX: image and label counts must match and labels must be classes", "[io][idx]") {
-  TempDir dir;
+  test::TempDir dir("idx");
   const fs::path images = write_gz(dir / "images.gz", idx_bytes({3, 2, 2}, iota_bytes(12)));
   const fs::path two_labels = write_gz(dir / "two.gz", idx_bytes({2}, {1, 2}));
-  std::string m = message_of<IdxMismatchError>([&] { read_idx_dataset(images, two_labels); });
+  std::string m = test::error_message<IdxMismatchError>([&] { read_idx_dataset(images, two_labels); });
   CHECK_THAT(m, Catch::Contains("images.gz") && Catch::Contains("two.gz") && Catch::Contains("holds 3 images") &&
                     Catch::Contains("holds 2 labels"));
   const fs::path bad_label = write_gz(dir / "bad_label.gz", idx_bytes({3}, {1, 10, 2}));
-  m = message_of<IdxMismatchError>([&] { read_idx_dataset(images, bad_label); });
+  m = test::error_message<IdxMismatchError>([&] { read_idx_dataset(images, bad_label); });
   CHECK_THAT(m, Catch::Contains("label 1 is 10") && Catch::Contains("[0, 10)"));
   CHECK(read_idx_labels(bad_label, -1, 11).maxCoeff() == 10);
   const fs::path three = write_gz(dir / "three.gz", idx_bytes({3}, {1, 2, 3}));
-  m = message_of<IdxMismatchError>([&] { read_idx_dataset(images, three, -1, 10, 28, 28); });
+  m = test::error_message<IdxMismatchError>([&] { read_idx_dataset(images, three, -1, 10, 28, 28); });
   CHECK_THAT(m, Catch::Contains("expected images of 28 x 28 pixels, found 2 x 2"));
   CHECK(read_idx_dataset(images, three).size() == 3);
 }

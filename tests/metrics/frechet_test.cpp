@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <string>
 
@@ -19,6 +18,7 @@
 #include <flowmatch/core/random.hpp>
 #include <flowmatch/metrics/frechet.hpp>
 
+#include "support/errors.hpp"
 #include "support/compare.hpp"
 
 using namespace flowmatch;
@@ -61,15 +61,6 @@ Eigen::MatrixXd draws(const Eigen::VectorXd& mean, const Eigen::MatrixXd& cov, I
   Eigen::MatrixXd x = l * z;
   x.colwise() += mean;
   return x;
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no exception)";
 }
 
 }  // namespace
@@ -218,7 +209,7 @@ TEST_CASE("frechet_distance and gaussian_moments: errors", "[metrics][frechet][e
   CHECK_THROWS_AS(frechet_distance(a, b), DimensionMismatch);
   CHECK_THROWS_AS(frechet_distance(gaussian_moments(a), gaussian_moments(b)), DimensionMismatch);
   CHECK_THROWS_AS(gaussian_moments(a.leftCols(1)), InvalidArgument);
-  CHECK(message_of([&] { gaussian_moments(a.leftCols(1)); }).find("features.cols()") != std::string::npos);
+  CHECK(test::error_message([&] { gaussian_moments(a.leftCols(1)); }).find("features.cols()") != std::string::npos);
   CHECK_THROWS_AS(gaussian_moments(Eigen::MatrixXd(0, 5)), InvalidArgument);
   Eigen::MatrixXd nan = a;
   nan(2, 7) = std::numeric_limits<double>::quiet_NaN();
@@ -233,10 +224,10 @@ TEST_CASE("frechet_distance and gaussian_moments: errors", "[metrics][frechet][e
   const GaussianMoments ok = gaussian_moments(a);
   GaussianMoments bad = ok;
   bad.covariance(0, 1) += 0.5;  // not symmetric
-  CHECK(message_of([&] { frechet_distance(ok, bad); }).find("symmetric") != std::string::npos);
+  CHECK(test::error_message([&] { frechet_distance(ok, bad); }).find("symmetric") != std::string::npos);
   bad = ok;
   bad.covariance = -ok.covariance;  // negative definite
-  CHECK(message_of([&] { frechet_distance(bad, ok); }).find("positive semi-definite") != std::string::npos);
+  CHECK(test::error_message([&] { frechet_distance(bad, ok); }).find("positive semi-definite") != std::string::npos);
   bad = ok;
   bad.covariance.resize(3, 2);
   CHECK_THROWS_AS(frechet_distance(ok, bad), DimensionMismatch);

@@ -9,16 +9,16 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
 
 #include <flowmatch/core/random.hpp>
 #include <flowmatch/io/checkpoint.hpp>
 #include <flowmatch/nn/mlp_classifier.hpp>
 
+#include "support/errors.hpp"
+#include "support/temp_dir.hpp"
 #include "support/compare.hpp"
 #include "support/gradient_check.hpp"
 #include "support/reference_mlp.hpp"
@@ -58,14 +58,6 @@ void make_xor_blobs(Index n, std::uint64_t seed, Matrix<float>& x, Eigen::Vector
   }
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
 
 }  // namespace
 
@@ -83,10 +75,10 @@ TEST_CASE("MLPClassifier: shapes and accessors and constructor errors", "[classi
   CHECK(MLPClassifier<float>(784, 10, {64, 32}, 4).parameters() != clf.parameters());
 
   CHECK_THROWS_AS(MLPClassifier<float>(4, 3, {}), InvalidArgument);
-  CHECK(message_of([] { MLPClassifier<float>(4, 3, {}); }).find("hidden") != std::string::npos);
-  CHECK(message_of([] { MLPClassifier<float>(0, 3, {8}); }).find("input_dim") != std::string::npos);
-  CHECK(message_of([] { MLPClassifier<float>(4, 1, {8}); }).find("num_classes") != std::string::npos);
-  const std::string m = message_of([] { MLPClassifier<float>(4, 3, {8, 0}); });
+  CHECK(test::error_message([] { MLPClassifier<float>(4, 3, {}); }).find("hidden") != std::string::npos);
+  CHECK(test::error_message([] { MLPClassifier<float>(0, 3, {8}); }).find("input_dim") != std::string::npos);
+  CHECK(test::error_message([] { MLPClassifier<float>(4, 1, {8}); }).find("num_classes") != std::string::npos);
+  const std::string m = test::error_message([] { MLPClassifier<float>(4, 3, {8, 0}); });
   CHECK(m.find("hidden[1]") != std::string::npos);
   CHECK(m.find("= 0") != std::string::npos);
 }
@@ -199,7 +191,7 @@ TEST_CASE("train_classifier learns a problem no linear classifier solves", "[cla
   Eigen::VectorXi bad = y;
   bad(1234) = 3;
   const Vector<float> saved = clf.parameters();
-  const std::string m = message_of([&] { train_classifier(clf, x, bad, opt); });
+  const std::string m = test::error_message([&] { train_classifier(clf, x, bad, opt); });
   CHECK(m.find("labels[1234]") != std::string::npos);
   CHECK(clf.parameters() == saved);
 }
@@ -208,14 +200,14 @@ TEST_CASE("MLPClassifier: checkpoint round trip and feature_moments", "[classifi
   namespace fs = std::filesystem;
   MLPClassifier<float> clf(6, 4, {16, 8}, 2);
   clf.parameters().array() += 0.25f;  // not what any seed draws
-  const fs::path file = fs::temp_directory_path() / ("flowmatch_classifier_" + std::to_string(::getpid()) + ".ckpt");
+  const test::TempDir dir("classifier");
+  const fs::path file = dir / "classifier.ckpt";
   save_checkpoint(file, clf);
   MLPClassifier<float> loaded(6, 4, {16, 8}, 99);
   load_checkpoint(file, loaded);
   CHECK(loaded.parameters() == clf.parameters());
   MLPClassifier<float> other_shape(6, 4, {16, 9}, 2);
   CHECK_THROWS_AS(load_checkpoint(file, other_shape), CheckpointMismatchError);
-  fs::remove(file);
 
   Rng rng(4);
   Matrix<float> x(6, 500);
@@ -236,7 +228,7 @@ TEST_CASE("MLPClassifier: bad inputs throw naming the argument", "[classifier][e
   Matrix<float> x = Matrix<float>::Zero(3, 5);
   Eigen::VectorXi y(5);
   y << 0, 1, 2, 3, 4;
-  const std::string m = message_of([&] { clf.loss_and_gradient(x, y, ws); });
+  const std::string m = test::error_message([&] { clf.loss_and_gradient(x, y, ws); });
   CHECK(m.find("MLPClassifier::loss_and_gradient") != std::string::npos);
   CHECK(m.find("labels[4]") != std::string::npos);
   CHECK(m.find("= 4") != std::string::npos);
@@ -254,7 +246,7 @@ TEST_CASE("MLPClassifier: bad inputs throw naming the argument", "[classifier][e
   CHECK_THROWS_AS(feature_moments(clf, x.leftCols(1)), InvalidArgument);
   ClassifierTrainingOptions opt;
   opt.batch = 0;
-  CHECK(message_of([&] { train_classifier(clf, x, y, opt); }).find("opt.batch") != std::string::npos);
+  CHECK(test::error_message([&] { train_classifier(clf, x, y, opt); }).find("opt.batch") != std::string::npos);
   opt.batch = 2;
   opt.learning_rate = -1.0;
   CHECK_THROWS_AS(train_classifier(clf, x, y, opt), InvalidArgument);

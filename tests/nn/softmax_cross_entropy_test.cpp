@@ -5,13 +5,13 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <functional>
 #include <limits>
 #include <string>
 
 #include <flowmatch/core/random.hpp>
 #include <flowmatch/nn/softmax_cross_entropy.hpp>
 
+#include "support/errors.hpp"
 #include "support/compare.hpp"
 #include "support/gradient_check.hpp"
 
@@ -29,15 +29,6 @@ double naive_loss(const Matrix<double>& z, const Eigen::VectorXi& y) {
     sum += std::log(s) - static_cast<long double>(z(y(j), j));
   }
   return static_cast<double>(sum / static_cast<long double>(z.cols()));
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InvalidArgument& e) {
-    return e.what();
-  }
-  return "(no exception)";
 }
 
 }  // namespace
@@ -132,20 +123,20 @@ TEST_CASE("softmax_cross_entropy: bad labels and shapes throw naming what is wro
   Matrix<double> g = Matrix<double>::Constant(4, 3, 42.0);
   Eigen::VectorXi y(3);
   y << 0, 4, 1;
-  const std::string m = message_of([&] { softmax_cross_entropy(z, y, g); });
+  const std::string m = test::error_message<InvalidArgument>([&] { softmax_cross_entropy(z, y, g); });
   CHECK(m.find("softmax_cross_entropy") != std::string::npos);
   CHECK(m.find("labels[1]") != std::string::npos);
   CHECK(m.find("= 4") != std::string::npos);
   CHECK(m.find("[0, 3]") != std::string::npos);
   CHECK((g.array() == 42.0).all());  // nothing written
   y << 0, 1, -1;
-  const std::string neg = message_of([&] { softmax_cross_entropy(z, y); });
+  const std::string neg = test::error_message<InvalidArgument>([&] { softmax_cross_entropy(z, y); });
   CHECK(neg.find("labels[2]") != std::string::npos);
   CHECK(neg.find("= -1") != std::string::npos);
   // Floating-point labels must hold integers.
   Eigen::VectorXd yd(3);
   yd << 0.0, 1.5, 2.0;
-  CHECK(message_of([&] { softmax_cross_entropy(z, yd); }).find("labels[1]") != std::string::npos);
+  CHECK(test::error_message<InvalidArgument>([&] { softmax_cross_entropy(z, yd); }).find("labels[1]") != std::string::npos);
   yd << 0.0, 1.0, 3.0;
   CHECK_NOTHROW(softmax_cross_entropy(z, yd));
   // Shapes.
