@@ -49,6 +49,7 @@ TEST_CASE("MLPVectorField float SiLU fast path agrees with the double computatio
       {7, 2, {48, 16}, true},       // fan-in 8, the largest the kernels take
       {2, 4, {32}, true},           // two layers: the kernels produce the output
       {2, 2, {32, 16, 16}, true},   // four layers: the rest by the portable code
+      {2, 17, {32, 16}, true},      // three layers, 17 outputs: the last by the portable code
       {2, 2, {40, 16}, false},      // 40 units: not a multiple of 16
       {8, 2, {64, 16}, false},      // fan-in 9
       {2, 2, {64, 17}, false},      // second layer wider than 16
@@ -169,10 +170,9 @@ TEST_CASE("MLPVectorField passes flush denormals only inside their own scope", "
 #include <flowmatch/nn/mlp_avx512.hpp>
 
 TEST_CASE("The AVX-512 inference SiLU kernel equals t sigmoid(-t ln 2) in double over the float range", "[nn][mlp][fast]") {
-  // One input, 16 units all with the weight -log2(e) and bias 0: the kernel's pre-activation is
-  // t = fl(-log2(e) z) and it stores h' = t sigmoid(z) with z = -t ln 2 (-log2(e) SiLU(z)).
+  // silu_log2 takes the pre-activation scaled by -log2(e), t = fl(-log2(e) z), and returns
+  // h' = t sigmoid(z) with z = -t ln 2 (-log2(e) SiLU(z)). Each input fills all 16 lanes.
   const float w = -1.44269504088896341f;
-  std::vector<float> w0s(16, w), b0s(16, 0.0f);
   std::vector<float> z;
   for (int i = -40000; i <= 40000; ++i) z.push_back(static_cast<float>(i) * 0.005f);  // [-200, 200]
   for (const float e : {1e3f, 1e4f, 1e30f, 1e38f}) {  // |z| < 2.3e38: t = -log2(e) z stays finite
@@ -181,7 +181,11 @@ TEST_CASE("The AVX-512 inference SiLU kernel equals t sigmoid(-t ln 2) in double
   }
   const Index n = static_cast<Index>(z.size()), ld = 16;
   std::vector<float> h(static_cast<std::size_t>(n * ld));
-  detail::avx512::first_layer_silu_log2<1, false>(w0s.data(), b0s.data(), z.data(), 1, 16, n, h.data(), ld);
+  {
+    const detail::FlushDenormals flush;  // as in MLPVectorField::forward
+    for (Index j = 0; j < n; ++j)
+      _mm512_storeu_ps(h.data() + j * ld, detail::avx512::silu_log2(_mm512_set1_ps(w * z[static_cast<std::size_t>(j)])));
+  }
   double worst = 0.0;
   for (Index j = 0; j < n; ++j) {
     const float t = w * z[static_cast<std::size_t>(j)];

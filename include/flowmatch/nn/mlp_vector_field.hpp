@@ -63,7 +63,7 @@ class MLPVectorField {
     Vector<S> bt;                ///< AVX-512 inference at one time t: first bias + t * time weights
     Matrix<S> w0s;               ///< AVX-512 inference: -log2(e) W0, column-major
     Vector<S> b0s;               ///< AVX-512 inference: -log2(e) b0
-    Matrix<S> w2ts;              ///< AVX-512 inference: -ln(2) w2t (see avx512::first_layer_silu_log2)
+    Matrix<S> w2ts;              ///< AVX-512 inference: -ln(2) w2t (see avx512::silu_log2)
     /// Per-thread scratch of the backward pass: deltas of one column block, gradient accumulators.
     struct Thread {
       std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
@@ -373,7 +373,7 @@ class MLPVectorField {
   }
 
   /// The AVX-512 inference kernels' weights: the first layer's scaled by -log2(e), the second's
-  /// transposed and scaled by -ln(2) (see avx512::first_layer_silu_log2). A few K x 16 copies per
+  /// transposed and scaled by -ln(2) (see avx512::silu_log2). A few K x 16 copies per
   /// pass, nothing next to the pass itself.
   void stage_inference_weights(Workspace& ws) const {
     constexpr S kLog2e = static_cast<S>(1.44269504088896340736);
@@ -521,23 +521,29 @@ class MLPVectorField {
 #if defined(__AVX512F__)
     if constexpr (kAvx512Kernels) {
       if (fast_path()) {
-        // Layers 0 and 1 by the AVX-512 kernels; the K x nb activations packed in hidden[0].
-        const Index K = fan_out(0), M = fan_out(1);
-        S* h = th.hidden[0].data();  // sized (K + 16) x block by prepare_threads
-        const Index ld = fast_ld(), F = fan_in(0);
+        // Layers 0 and 1 by one AVX-512 kernel, 16 columns at a time with everything in registers;
+        // a third and last layer of at most 16 outputs too (the seed's shape).
+        const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
+        const bool whole = L == 3 && fan_out(2) <= 16;
+        const detail::avx512::OutputLayer last{bias(1).data(), whole ? weight(2).data() : nullptr,
+                                               whole ? bias(2).data() : nullptr, M, whole ? fan_out(2) : 0};
+        const detail::avx512::OutputLayer* tail = whole ? &last : nullptr;
         if constexpr (std::is_arithmetic_v<T>) {
           // One time for all columns: forward() folded b0 + t W0[:, F - 1] into ws.bt.
           detail::avx512::dispatch_fan_in(F - 1, [&](auto FF) {
-            detail::avx512::first_layer_silu_log2<decltype(FF)::value, false>(ws.w0s.data(), ws.bt.data(), th.in.data(), F,
-                                                                       K, nb, h, ld);
+            detail::avx512::first_two_layers<decltype(FF)::value, false>(ws.w0s.data(), ws.bt.data(), th.in.data(), F, K,
+                                                                         nb, ws.w2ts.data(), th.y.data(), tail);
           });
         } else {
           detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-            detail::avx512::first_layer_silu_log2<decltype(FF)::value, true>(ws.w0s.data(), ws.b0s.data(), th.in.data(), F,
-                                                                      K, nb, h, ld);
+            detail::avx512::first_two_layers<decltype(FF)::value, true>(ws.w0s.data(), ws.b0s.data(), th.in.data(), F, K,
+                                                                        nb, ws.w2ts.data(), th.y.data(), tail);
           });
         }
-        detail::avx512::second_layer(ws.w2ts.data(), h, K, nb, th.y.data(), ld);
+        if (whole) {
+          out.middleCols(j0, nb) = th.y.topLeftCorner(fan_out(2), nb).template cast<typename DO::Scalar>();
+          return;
+        }
         if (L == 2) {
           out.middleCols(j0, nb) = th.y.topLeftCorner(M, nb).template cast<typename DO::Scalar>();
           out.middleCols(j0, nb).colwise() += bias(1).template cast<typename DO::Scalar>();
