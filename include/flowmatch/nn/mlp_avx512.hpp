@@ -10,7 +10,10 @@
 /// product has 16 rows, so a 16-wide accumulator (one zmm register) can hold a whole output
 /// column and the weights can be read directly, with no packing at all. The kernels also fuse
 /// the first layer's bias, its SiLU and the saving of the sigmoid into one pass, and the
-/// SiLU derivative, the first layer's weight and bias gradients into another.
+/// SiLU derivative, the first layer's weight and bias gradients into another. Inference has its
+/// own kernel (first_two_layers), which turns the batch around: 16 samples per register, so
+/// that a hidden unit's activations for 16 samples go straight from its SiLU into the 16 outputs'
+/// accumulators and nothing between the layers is stored.
 ///
 /// Layouts (all column-major, one sample per column, as in MLPVectorField's workspace):
 /// - in: F x nb (F = fan-in of the first layer, at most 8), h and s: K x nb with leading dimension

@@ -494,7 +494,7 @@ class MLPVectorField {
       th.grad.resize(num_parameters());
       if (small_fan_in()) th.dw0.resize(fan_out(0), fan_in(0));
       th.in.resize(fan_in(0), kBlock);
-      th.hidden[0].resize(fast_path() ? std::max(widest, fast_ld()) : widest, kBlock);
+      th.hidden[0].resize(widest, kBlock);
       th.hidden[1].resize(widest, kBlock);
       th.aux.resize(widest);
       if (fast_path()) {
