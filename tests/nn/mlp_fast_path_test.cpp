@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #if defined(__SSE__)
@@ -202,5 +203,54 @@ TEST_CASE("The AVX-512 inference SiLU kernel equals t sigmoid(-t ln 2) in double
     }
   }
   CHECK(worst < 1e-6);
+}
+#endif
+
+#if defined(__AVX512F__)
+TEST_CASE("The AVX-512 inference SiLU without its cap gives the same bits wherever the cap changes nothing", "[nn][mlp][fast]") {
+  const detail::FlushDenormals flush;  // as in MLPVectorField::forward
+  int compared = 0;
+  for (int i = -40000; i <= 25200; ++i) {  // t in [-200, 126]
+    const __m512 t = _mm512_set1_ps(static_cast<float>(i) * 0.005f);
+    alignas(64) float capped[16], uncapped[16];
+    _mm512_store_ps(capped, detail::avx512::silu_log2<true>(t));
+    _mm512_store_ps(uncapped, detail::avx512::silu_log2<false>(t));
+    INFO("t = " << static_cast<float>(i) * 0.005f);
+    REQUIRE(std::memcmp(capped, uncapped, sizeof capped) == 0);
+    ++compared;
+  }
+  CHECK(compared == 65201);
+}
+
+TEST_CASE("MLPVectorField float inference agrees with double where some columns need the SiLU's cap", "[nn][mlp][fast]") {
+  // The seed's shape. Columns 16-40 are scaled up until the bound on the scaled pre-activations
+  // passes the kernel's limit: the groups of 16 holding them run with the cap, the others without.
+  ThreadsGuard guard;
+  MLPVectorField<float> mf(2, {1024, 16}, std::uint64_t{5});
+  MLPVectorField<double> md(2, {1024, 16}, std::uint64_t{5});
+  md.parameters() = mf.parameters().cast<double>();
+  const Index n = 77;
+  Rng rng(9);
+  Matrix<double> x(2, n);
+  rng.fill_normal(x);
+  x *= 4.0;
+  x.middleCols(16, 25) *= 500.0;  // |x| up to several thousand: many SiLUs far in either tail
+  const Matrix<float> xf = x.cast<float>();
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const double t : {0.0, 0.37, 1.0}) {
+      MLPVectorField<double>::Workspace wd;
+      const Matrix<double> expected = md.forward_train(x, t, wd);
+      MLPVectorField<float>::Workspace ws;
+      Matrix<float> got(2, n);
+      mf.forward(xf, t, got, ws);
+      REQUIRE(got.allFinite());
+      for (Index j = 0; j < n; ++j) {
+        INFO("column " << j << ", t " << t << ", threads " << threads << ": " << got.col(j).transpose() << " against "
+                       << expected.col(j).transpose());
+        CHECK(rel(got.col(j).cast<double>(), expected.col(j)) < 2e-5);
+      }
+    }
+  }
 }
 #endif

@@ -32,6 +32,17 @@
 namespace flowmatch::detail::avx512 {
 /// Largest first-layer fan-in the kernels handle (the number of accumulators they keep).
 inline constexpr Index kMaxFanIn = 8;
+
+/// A bound on inference's scaled pre-activations |t| = |b0s + sum_r w0s[r] x[r]| from the largest
+/// |b0s| (b) and the largest |w0s| of each input (w[r]): |t| <= b + sum_r w[r] |x[r]|. Where it
+/// is at most kUncappedLimit for all 16 columns of a group, silu_log2 can skip its cap (see
+/// first_two_layers).
+struct PreactivationBound {
+  float b = 0.0f;
+  float w[kMaxFanIn] = {};
+};
+/// Below the cap of 126 by a margin far larger than the rounding of the bound and of t.
+inline constexpr float kUncappedLimit = 120.0f;
 }  // namespace flowmatch::detail::avx512
 
 #if defined(__AVX512F__)
@@ -76,9 +87,12 @@ inline void first_layer_silu(const float* w0, const float* b0, const float* in, 
 /// the sigmoid the training kernels use, which also keeps the range reduction the backward pass
 /// relies on. t is capped at 126 (z < -87.3) in the exponential and in the product, so d never
 /// overflows, h' is at most 126 * 2^-126 there (0 after FTZ, against an exact value below
-/// 2^-126), and no NaN comes out of finite inputs.
+/// 2^-126), and no NaN comes out of finite inputs. With Capped = false the caller guarantees
+/// t <= 126 (the cap would change nothing): one operation less, the same bits.
+template <bool Capped = true>
 inline __m512 silu_log2(__m512 t) {
-  const __m512 tc = _mm512_min_ps(t, _mm512_set1_ps(126.0f));
+  __m512 tc = t;
+  if constexpr (Capped) tc = _mm512_min_ps(t, _mm512_set1_ps(126.0f));
   const __m512 f = _mm512_reduce_ps(tc, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);  // tc - floor(tc)
   __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.8937540582e-03f), f, _mm512_set1_ps(8.9495904233e-03f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5860337077e-02f));
@@ -99,7 +113,7 @@ inline __m512 silu_log2(__m512 t) {
 /// ports' rate.
 /// x: F rows of 16 lanes (x + r * 16); yt: 16 outputs x 16 columns, row-major (yt + i * 16); K a
 /// multiple of 2.
-template <int F, bool TimeFirst>
+template <int F, bool TimeFirst, bool Capped>
 inline void first_two_layers16(const float* w0s, const float* b0s, const float* x, Index K, const float* w2ts,
                                float* yt) {
   __m512 xin[F];
@@ -120,7 +134,7 @@ inline void first_two_layers16(const float* w0s, const float* b0s, const float* 
       } else {
         for (int r = 0; r < F; ++r) t = _mm512_fmadd_ps(_mm512_set1_ps(w0s[r * K + k + u]), xin[r], t);
       }
-      h[u] = silu_log2(t);
+      h[u] = silu_log2<Capped>(t);
     }
   };
   __m512 acc[16];
@@ -180,10 +194,13 @@ inline void output_layer16(const OutputLayer& o, const float* y, float* out) {
 /// With TimeFirst, the last input (the time) is added to the bias before the others, so that
 /// folding one time into the bias beforehand as fma(w0s[:, F - 1], t, b0s) gives bit-identical
 /// results. Columns go 16 at a time (first_two_layers16); a last partial group runs with zero
-/// inputs in its unused lanes.
+/// inputs in its unused lanes. A group whose pre-activations `bound` keeps within kUncappedLimit
+/// (every group of the seed's sampling: there |t| stays under 50) runs silu_log2 without its cap;
+/// any other group, non-finite inputs included, with it.
 template <int F, bool TimeFirst>
 inline void first_two_layers(const float* w0s, const float* b0s, const float* in, Index in_stride, Index K, Index nb,
-                             const float* w2ts, float* y, const OutputLayer* last = nullptr) {
+                             const float* w2ts, float* y, const PreactivationBound& bound,
+                             const OutputLayer* last = nullptr) {
   alignas(64) float x[F * 16];
   alignas(64) float yt[16 * 16];
   alignas(64) float ot[16 * 16];
@@ -191,7 +208,14 @@ inline void first_two_layers(const float* w0s, const float* b0s, const float* in
     const Index m = nb - j0 < 16 ? nb - j0 : 16;
     for (Index c = 0; c < 16; ++c)
       for (int r = 0; r < F; ++r) x[r * 16 + c] = c < m ? in[(j0 + c) * in_stride + r] : 0.0f;
-    first_two_layers16<F, TimeFirst>(w0s, b0s, x, K, w2ts, yt);
+    float largest = 0.0f;
+    for (Index c = 0; c < 16; ++c) {
+      float tc = bound.b;
+      for (int r = 0; r < F; ++r) tc += bound.w[r] * (x[r * 16 + c] < 0.0f ? -x[r * 16 + c] : x[r * 16 + c]);
+      largest = tc > largest || tc != tc ? tc : largest;  // a NaN sticks
+    }
+    if (largest <= kUncappedLimit) first_two_layers16<F, TimeFirst, false>(w0s, b0s, x, K, w2ts, yt);
+    else first_two_layers16<F, TimeFirst, true>(w0s, b0s, x, K, w2ts, yt);
     const float* src = yt;
     Index rows = 16;
     if (last) {

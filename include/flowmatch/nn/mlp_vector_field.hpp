@@ -64,6 +64,7 @@ class MLPVectorField {
     Matrix<S> w0s;               ///< AVX-512 inference: -log2(e) W0, column-major
     Vector<S> b0s;               ///< AVX-512 inference: -log2(e) b0
     Matrix<S> w2ts;              ///< AVX-512 inference: -ln(2) w2t (see avx512::silu_log2)
+    detail::avx512::PreactivationBound bound;  ///< AVX-512 inference: of the scaled pre-activations
     /// Per-thread scratch of the backward pass: deltas of one column block, gradient accumulators.
     struct Thread {
       std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
@@ -204,11 +205,19 @@ class MLPVectorField {
     prepare_threads(ws, threads);
     if (fast_path()) {
       stage_inference_weights(ws);
+      // Inputs whose bound keeps every scaled pre-activation small run the kernel without its cap.
+      Index inputs = fan_in(0);
       if constexpr (std::is_arithmetic_v<T>) {
         // fma, as the kernel adds the time to the bias: bit-identical to a vector of equal times.
         const S ts = static_cast<S>(t);
         for (Index k = 0; k < fan_out(0); ++k) ws.bt(k) = std::fma(ws.w0s(k, fan_in(0) - 1), ts, ws.b0s(k));
+        ws.bound.b = ws.bt.cwiseAbs().maxCoeff();
+        --inputs;
+      } else {
+        ws.bound.b = ws.b0s.cwiseAbs().maxCoeff();
       }
+      // The kernel takes the time row last (TimeFirst only changes the order of the sum).
+      for (Index r = 0; r < inputs; ++r) ws.bound.w[r] = ws.w0s.col(r).cwiseAbs().maxCoeff();
     } else {
       stage_weights(ws);
     }
@@ -532,12 +541,12 @@ class MLPVectorField {
           // One time for all columns: forward() folded b0 + t W0[:, F - 1] into ws.bt.
           detail::avx512::dispatch_fan_in(F - 1, [&](auto FF) {
             detail::avx512::first_two_layers<decltype(FF)::value, false>(ws.w0s.data(), ws.bt.data(), th.in.data(), F, K,
-                                                                         nb, ws.w2ts.data(), th.y.data(), tail);
+                                                                         nb, ws.w2ts.data(), th.y.data(), ws.bound, tail);
           });
         } else {
           detail::avx512::dispatch_fan_in(F, [&](auto FF) {
             detail::avx512::first_two_layers<decltype(FF)::value, true>(ws.w0s.data(), ws.b0s.data(), th.in.data(), F, K,
-                                                                        nb, ws.w2ts.data(), th.y.data(), tail);
+                                                                        nb, ws.w2ts.data(), th.y.data(), ws.bound, tail);
           });
         }
         if (whole) {
