@@ -3,8 +3,14 @@
 /// Adam (Kingma and Ba, 2015) with PyTorch's defaults and update order.
 
 #include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "flowmatch/core/error.hpp"
+#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/types.hpp"
 
 namespace flowmatch {
@@ -13,6 +19,11 @@ namespace flowmatch {
 ///   m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
 ///   p <- p - (lr / (1 - b1^k)) m / (sqrt(v) / sqrt(1 - b2^k) + eps)      at step k = 1, 2, ...
 /// Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8.
+///
+/// State (core/state.hpp; default scope "optimizer"): attributes type = "adam", lr, beta1, beta2,
+/// eps (reals), steps (integer); tensors "exp_avg" and "exp_avg_sq" of shape [n] (n = 0 before
+/// the first step, else the parameter count), PyTorch's names. Loading restores the learning
+/// rate, the step count and the moments, and refuses other betas or eps.
 template <Real S = float>
 class Adam {
  public:
@@ -66,6 +77,56 @@ class Adam {
     m_.array() = b1 * m_.array() + (S(1) - b1) * grads.array();
     v_.array() = b2 * v_.array() + (S(1) - b2) * grads.array().square();
     params.array() -= step_size * m_.array() / (v_.array().sqrt() * inv_sqrt_bc2 + eps);
+  }
+
+  static constexpr std::string_view state_scope = "optimizer";
+
+  void save_state(StateWriter& w) const {
+    w.text("type", "adam");
+    save_state_fields(w);
+  }
+  /// Checks everything (type, betas, eps, lr > 0, steps >= 0, moments of equal size, finite,
+  /// exp_avg_sq >= 0) before it changes anything; throws CheckpointMismatchError.
+  void load_state(const StateReader& r) {
+    r.expect_text("type", "adam", "optimizer type");
+    load_state_fields(r);
+  }
+  /// Adam's attributes and tensors without the type tag, for optimizers built on Adam (AdamW
+  /// writes its own tag and these fields under the same scope).
+  void save_state_fields(StateWriter& w) const {
+    w.real("lr", lr_);
+    w.real("beta1", beta1_);
+    w.real("beta2", beta2_);
+    w.real("eps", eps_);
+    w.integer("steps", steps_);
+    w.vector("exp_avg", m_);
+    w.vector("exp_avg_sq", v_);
+  }
+  void load_state_fields(const StateReader& r) {
+    const double lr = r.real("lr");
+    if (!(lr > 0.0 && std::isfinite(lr))) r.fail("holds learning rate " + detail::format_real(lr) + ", not finite and > 0");
+    r.expect_real("beta1", beta1_, "Adam beta1");
+    r.expect_real("beta2", beta2_, "Adam beta2");
+    r.expect_real("eps", eps_, "Adam eps");
+    const long long steps = r.integer("steps");
+    if (steps < 0) r.fail("holds a negative step count " + std::to_string(steps) + " at '" + r.prefix() + "steps'");
+    const std::vector<std::int64_t> shape = r.shape("exp_avg");
+    if (shape.size() != 1 || shape[0] < 0)
+      r.fail("tensor '" + r.prefix() + "exp_avg' has shape " + shape_string(shape) + ", Adam's moments are 1-D");
+    const auto n = static_cast<Index>(shape[0]);
+    Vector<S> m = r.vector<S>("exp_avg", n);
+    Vector<S> v = r.vector<S>("exp_avg_sq", n);
+    if (n == 0 && steps != 0)
+      r.fail("holds " + std::to_string(steps) + " Adam steps but no moments (tensor '" + r.prefix() + "exp_avg' is empty)");
+    if (!m.allFinite()) r.fail("tensor '" + r.prefix() + "exp_avg' holds a NaN or an infinity");
+    if (!v.allFinite()) r.fail("tensor '" + r.prefix() + "exp_avg_sq' holds a NaN or an infinity");
+    if (n > 0 && v.minCoeff() < S(0))
+      r.fail("tensor '" + r.prefix() + "exp_avg_sq' holds a negative second moment " +
+             detail::format_real(static_cast<double>(v.minCoeff())));
+    lr_ = lr;
+    m_ = std::move(m);
+    v_ = std::move(v);
+    steps_ = steps;
   }
 
   /// Restores the state (for checkpoints): moments and step count.

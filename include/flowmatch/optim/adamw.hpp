@@ -3,8 +3,10 @@
 /// AdamW (Loshchilov and Hutter, 2019): Adam with decoupled weight decay, as PyTorch computes it.
 
 #include <cmath>
+#include <string_view>
 
 #include "flowmatch/core/error.hpp"
+#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/optim/adam.hpp"
 
@@ -16,6 +18,11 @@ namespace flowmatch {
 ///   p <- p - (lr / (1 - b1^k)) m / (sqrt(v) / sqrt(1 - b2^k) + eps).
 /// Defaults: lr 1e-3, weight decay 1e-2, betas (0.9, 0.999), eps 1e-8. Built on Adam: the moments
 /// and the step count are the wrapped Adam's.
+///
+/// State (core/state.hpp; default scope "optimizer"): attributes type = "adamw", weight_decay,
+/// and Adam's own under the same names (lr, beta1, beta2, eps, steps; tensors exp_avg,
+/// exp_avg_sq). Loading restores the learning rate, the step count and the moments, and refuses
+/// another weight decay, betas or eps.
 template <Real S = float>
 class AdamW {
  public:
@@ -35,6 +42,20 @@ class AdamW {
   long long steps_taken() const { return adam_.steps_taken(); }
   void reset(Index n) { adam_.reset(n); }
   const Adam<S>& adam() const { return adam_; }
+
+  static constexpr std::string_view state_scope = "optimizer";
+
+  void save_state(StateWriter& w) const {
+    w.text("type", "adamw");
+    w.real("weight_decay", weight_decay_);
+    adam_.save_state_fields(w);
+  }
+  /// Checks everything (see Adam::load_state) before it changes anything.
+  void load_state(const StateReader& r) {
+    r.expect_text("type", "adamw", "optimizer type");
+    r.expect_real("weight_decay", weight_decay_, "AdamW weight_decay");
+    adam_.load_state_fields(r);
+  }
 
   template <class DP, class DG>
   void step(const Eigen::MatrixBase<DP>& params_, const Eigen::MatrixBase<DG>& grads) {

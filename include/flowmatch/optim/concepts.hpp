@@ -15,6 +15,11 @@ namespace flowmatch {
 /// - `o.learning_rate()` / `o.set_learning_rate(lr)`;
 /// - `o.steps_taken()` -> the number of updates so far.
 /// `sgd.hpp` is the simplest complete example to copy.
+///
+/// Saving: an optimizer that also has the state protocol of core/state.hpp (`Stateful`:
+/// save_state / load_state, and `state_scope = "optimizer"`) is saved and restored by
+/// save_state_parts / load_state_parts and by io/'s checkpoint files with no change to io/ (and
+/// inside ScheduledOptimizer); tests/extend/user_optimizer_test.cpp is a complete example.
 template <class O>
 concept Optimizer =
     requires(O& o, const O& co, Vector<typename O::Scalar>& p, const Vector<typename O::Scalar>& g, double lr) {

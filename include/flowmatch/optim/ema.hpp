@@ -3,9 +3,14 @@
 /// An exponential moving average of a parameter vector (EMA of the weights, used for sampling).
 
 #include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "flowmatch/core/error.hpp"
+#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/types.hpp"
 
 namespace flowmatch {
@@ -18,6 +23,10 @@ namespace flowmatch {
 ///   MLPVectorField<float> sampler = model;  ema.copy_to(sampler.parameters());
 /// Computed in S (as PyTorch keeps an EMA in the parameters' dtype). After the first update,
 /// update() allocates nothing.
+///
+/// State (core/state.hpp; default scope "ema"): attributes type = "ema", decay (real), updates
+/// (integer); tensor "average" of shape [n] (n = 0 before the first update). Loading restores the
+/// average and the update count, and refuses another decay.
 template <Real S = float>
 class ExponentialMovingAverage {
  public:
@@ -58,6 +67,34 @@ class ExponentialMovingAverage {
     if (updates_ == 0) detail::throw_invalid(where, "updates()", 0, "no average yet: call update() first");
     if (params.size() != average_.size()) detail::throw_dimension(where, "params", "size", params.size(), average_.size());
     params = average_.template cast<typename D::Scalar>();
+  }
+
+  static constexpr std::string_view state_scope = "ema";
+
+  void save_state(StateWriter& w) const {
+    w.text("type", "ema");
+    w.real("decay", decay_);
+    w.integer("updates", updates_);
+    w.vector("average", average_);
+  }
+  /// Checks everything (type, decay, updates >= 0, an average exactly when updates > 0, finite)
+  /// before it changes anything; throws CheckpointMismatchError.
+  void load_state(const StateReader& r) {
+    r.expect_text("type", "ema", "type");
+    r.expect_real("decay", decay_, "EMA decay");
+    const long long updates = r.integer("updates");
+    if (updates < 0) r.fail("holds a negative update count " + std::to_string(updates) + " at '" + r.prefix() + "updates'");
+    const std::vector<std::int64_t> shape = r.shape("average");
+    if (shape.size() != 1 || shape[0] < 0)
+      r.fail("tensor '" + r.prefix() + "average' has shape " + shape_string(shape) + ", the average is 1-D");
+    const auto n = static_cast<Index>(shape[0]);
+    Vector<S> average = r.vector<S>("average", n);
+    if ((updates == 0) != (n == 0))
+      r.fail("holds " + std::to_string(updates) + " EMA updates and an average of " + std::to_string(n) +
+             " values (an average exists exactly after the first update)");
+    if (!average.allFinite()) r.fail("tensor '" + r.prefix() + "average' holds a NaN or an infinity");
+    average_ = std::move(average);
+    updates_ = updates;
   }
 
   /// Forgets the average.

@@ -6,9 +6,11 @@
 #include <concepts>
 #include <numbers>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "flowmatch/core/error.hpp"
+#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/optim/concepts.hpp"
 
@@ -22,9 +24,17 @@ concept LearningRateSchedule = std::copy_constructible<L> && requires(const L& s
   { s(k) } -> std::convertible_to<double>;
 };
 
-/// factor(k) = 1: the base learning rate throughout.
+/// A schedule may also have the state protocol of core/state.hpp (save_state / load_state): it
+/// then saves its settings (a type tag and its hyper-parameters), which ScheduledOptimizer checks
+/// on load. A schedule is a function of the update index, which ScheduledOptimizer keeps: it
+/// holds no position of its own.
+
+/// factor(k) = 1: the base learning rate throughout. State: attribute type = "constant".
 struct ConstantLR {
   double operator()(long long /*k*/) const { return 1.0; }
+
+  void save_state(StateWriter& w) const { w.text("type", "constant"); }
+  void load_state(const StateReader& r) const { r.expect_text("type", "constant", "learning-rate schedule"); }
 };
 
 /// Linear warm-up, then cosine decay (Loshchilov and Hutter's SGDR without restarts, as in
@@ -33,6 +43,8 @@ struct ConstantLR {
 ///   W <= k < T:  factor = f + (1 - f) (1 + cos(pi (k - W) / (T - W))) / 2
 ///   k >= T:      factor = f
 /// with W = warmup_steps, T = total_steps and f = final_factor (the floor, 0 by default).
+/// State: attributes type = "warmup_cosine", warmup_steps, total_steps (integers), final_factor
+/// (real), which must all match on load.
 class WarmupCosineLR {
  public:
   /// 0 <= warmup_steps < total_steps; final_factor in [0, 1]. Throws InvalidArgument otherwise.
@@ -49,6 +61,26 @@ class WarmupCosineLR {
   long long warmup_steps() const { return warmup_; }
   long long total_steps() const { return total_; }
   double final_factor() const { return final_; }
+
+  void save_state(StateWriter& w) const {
+    w.text("type", "warmup_cosine");
+    w.integer("warmup_steps", warmup_);
+    w.integer("total_steps", total_);
+    w.real("final_factor", final_);
+  }
+  /// Checks that the saved schedule is this one (it has nothing to restore).
+  void load_state(const StateReader& r) const {
+    r.expect_text("type", "warmup_cosine", "learning-rate schedule");
+    const auto expect_integer = [&r](std::string_view name, long long have) {
+      const long long v = r.integer(name);
+      if (v != have)
+        r.fail("holds " + std::string(name) + " = " + std::to_string(v) + " at '" + r.prefix() + std::string(name) +
+               "', the schedule passed has " + std::to_string(have));
+    };
+    expect_integer("warmup_steps", warmup_);
+    expect_integer("total_steps", total_);
+    r.expect_real("final_factor", final_, "final_factor");
+  }
 
   double operator()(long long k) const {
     if (k < warmup_) return static_cast<double>(k + 1) / static_cast<double>(warmup_);
@@ -69,6 +101,13 @@ class WarmupCosineLR {
 /// Satisfies Optimizer, so it drops into CFMTrainer unchanged:
 ///   ScheduledOptimizer opt(Adam<float>(1e-3), WarmupCosineLR(100, 5000));
 ///   CFMTrainer trainer(path, model, opt);
+///
+/// State (core/state.hpp; default scope "optimizer"), when Opt has the state protocol: attributes
+/// type = "scheduled", base_lr (real, restored), steps (integer: the schedule's position,
+/// restored); the wrapped optimizer's state under scope "inner" ("optimizer.inner.exp_avg", ...);
+/// the schedule's settings under scope "schedule" when Schedule has the protocol. A schedule
+/// without it (a plain function object) is saved by its position alone: nothing checks on load
+/// that the schedule passed is the one that was saved, which is then the caller's business.
 template <Optimizer Opt, LearningRateSchedule Schedule>
 class ScheduledOptimizer {
  public:
@@ -100,6 +139,38 @@ class ScheduledOptimizer {
       inner_.step(params, grads);
     }
     ++steps_;
+  }
+
+  static constexpr std::string_view state_scope = "optimizer";
+
+  void save_state(StateWriter& w) const
+    requires Stateful<Opt>
+  {
+    w.text("type", "scheduled");
+    w.real("base_lr", base_lr_);
+    w.integer("steps", steps_);
+    StateWriter inner = w.scope("inner");
+    inner_.save_state(inner);
+    if constexpr (Stateful<Schedule>) {
+      StateWriter schedule = w.scope("schedule");
+      schedule_.save_state(schedule);
+    }
+  }
+  /// Checks its own fields and the schedule's, then loads the wrapped optimizer (which checks
+  /// its state before it changes anything), then commits; throws CheckpointMismatchError.
+  void load_state(const StateReader& r)
+    requires Stateful<Opt>
+  {
+    r.expect_text("type", "scheduled", "optimizer type");
+    const double base_lr = r.real("base_lr");
+    if (!(base_lr > 0.0 && std::isfinite(base_lr)))
+      r.fail("holds base learning rate " + detail::format_real(base_lr) + ", not finite and > 0");
+    const long long steps = r.integer("steps");
+    if (steps < 0) r.fail("holds a negative step count " + std::to_string(steps) + " at '" + r.prefix() + "steps'");
+    if constexpr (Stateful<Schedule>) schedule_.load_state(r.scope("schedule"));
+    inner_.load_state(r.scope("inner"));
+    base_lr_ = base_lr;
+    steps_ = steps;
   }
 
   Opt& inner() { return inner_; }

@@ -4,9 +4,14 @@
 /// and the one to copy when writing your own.
 
 #include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "flowmatch/core/error.hpp"
+#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/types.hpp"
 
 namespace flowmatch {
@@ -15,6 +20,11 @@ namespace flowmatch {
 ///   without momentum: p <- p - lr g;
 ///   with momentum mu: buf <- g at the first step, then buf <- mu buf + g;
 ///                     p <- p - lr buf (or p - lr (g + mu buf) with Nesterov).
+///
+/// State (core/state.hpp; default scope "optimizer"): attributes type = "sgd", lr, momentum
+/// (reals), nesterov (flag), steps (integer); tensor "momentum_buffer" of shape [n] (n = 0
+/// without momentum or before the first step). Loading restores the learning rate, the step
+/// count and the buffer, and refuses another momentum or Nesterov flag.
 template <Real S = float>
 class SGD {
  public:
@@ -66,6 +76,46 @@ class SGD {
         params.noalias() -= lr * buf_;
     }
     ++steps_;
+  }
+
+  static constexpr std::string_view state_scope = "optimizer";
+
+  void save_state(StateWriter& w) const {
+    w.text("type", "sgd");
+    w.real("lr", lr_);
+    w.real("momentum", momentum_);
+    w.flag("nesterov", nesterov_);
+    w.integer("steps", steps_);
+    w.vector("momentum_buffer", buf_);
+  }
+  /// Checks everything (type, momentum, Nesterov flag, lr > 0, steps >= 0, a buffer only with
+  /// momentum, finite) before it changes anything; throws CheckpointMismatchError.
+  void load_state(const StateReader& r) {
+    r.expect_text("type", "sgd", "optimizer type");
+    const double lr = r.real("lr");
+    if (!(lr > 0.0 && std::isfinite(lr))) r.fail("holds learning rate " + detail::format_real(lr) + ", not finite and > 0");
+    r.expect_real("momentum", momentum_, "SGD momentum");
+    const bool nesterov = r.flag("nesterov");
+    if (nesterov != nesterov_)
+      r.fail(std::string("holds SGD nesterov = ") + (nesterov ? "true" : "false") + " at '" + r.prefix() +
+             "nesterov', the part passed has " + (nesterov_ ? "true" : "false"));
+    const long long steps = r.integer("steps");
+    if (steps < 0) r.fail("holds a negative step count " + std::to_string(steps) + " at '" + r.prefix() + "steps'");
+    const std::vector<std::int64_t> shape = r.shape("momentum_buffer");
+    if (shape.size() != 1 || shape[0] < 0)
+      r.fail("tensor '" + r.prefix() + "momentum_buffer' has shape " + shape_string(shape) + ", SGD's buffer is 1-D");
+    const auto n = static_cast<Index>(shape[0]);
+    if (momentum_ == 0.0 && n != 0)
+      r.fail("tensor '" + r.prefix() + "momentum_buffer' holds " + std::to_string(n) +
+             " values, SGD without momentum has no buffer");
+    Vector<S> buffer = r.vector<S>("momentum_buffer", n);
+    if (momentum_ > 0.0 && n == 0 && steps != 0)
+      r.fail("holds " + std::to_string(steps) + " SGD momentum steps but no buffer (tensor '" + r.prefix() +
+             "momentum_buffer' is empty)");
+    if (!buffer.allFinite()) r.fail("tensor '" + r.prefix() + "momentum_buffer' holds a NaN or an infinity");
+    lr_ = lr;
+    buf_ = std::move(buffer);
+    steps_ = steps;
   }
 
   /// Restores the state (for checkpoints): the momentum buffer (empty, or one entry per parameter
