@@ -23,7 +23,8 @@
 ///
 /// decode_safetensors checks, in this order, before it allocates anything from a size read in the
 /// file: the header length (cap kSafetensorsMaxHeader, and within the file), the JSON (duplicate
-/// names refused: nlohmann would keep the last one silently), its shape (an object, __metadata__ a
+/// names refused: nlohmann would keep the last one silently; nothing but spaces after the object),
+/// its shape (an object, __metadata__ a
 /// map of strings), the format and its version, the header's checksum, each entry (dtype, shape,
 /// offsets, size overflow), the layout (no overlap, no gap, no byte after the last tensor, none
 /// missing), the data's checksum, and finite F32/F64 values. Each failure has its own exception
@@ -167,10 +168,10 @@ inline StateDict decode_safetensors_impl(const unsigned char* data, std::size_t 
     throw CheckpointTruncatedError(at + "truncated: the header length is " + std::to_string(n) + " bytes but only " +
                                    std::to_string(size - 8) + " follow");
   const char* text = reinterpret_cast<const char*>(data + 8);
-  if (n < 2 || text[0] != '{')
-    throw CheckpointMagicError(at + "not a flowmatch checkpoint (neither format 1 nor a safetensors header)");
   std::size_t text_size = static_cast<std::size_t>(n);  // the padding: spaces only, after the closing brace
   while (text_size > 0 && text[text_size - 1] == ' ') --text_size;
+  if (text_size > 0 && text[text_size - 1] != '}' && text[text_size - 1] != ']')
+    throw CheckpointJsonError(at + "the header does not end with its JSON value and spaces");
 
   // ---- JSON, with duplicate names and nesting refused during the parse
   std::vector<std::vector<std::string>> keys;  // the keys of each open object
