@@ -3,12 +3,16 @@
 # scripts/test.sh, scripts/example.sh (and so .ci/run); not meant to be run on its own.
 #
 #   cmake g++ make      the toolchain
-#   libeigen3-dev       Eigen 3.4, the library's only dependency
+#   libeigen3-dev       Eigen 3.4, the library's linear algebra
+#   nlohmann-json3-dev  nlohmann::json 3, which parses and writes the JSON header of checkpoint files
+#                       (safetensors, io/safetensors.hpp): a well-kept parser, not one of our own
 #   catch2              Catch2 2.13, the unit tests
 #   libstb-dev fonts-dejavu-core libcli11-dev pkg-config   the examples (PNG figures, their text, CLI)
 #   libbenchmark-dev    Google Benchmark, the benchmarks (built with the project, not run by the tests)
 #   clang libclang-rt-14-dev   scripts/sanitize.sh: the ASan/UBSan test run and the libFuzzer harnesses
 #   zlib1g-dev          the IDX reader <flowmatch/io/idx.hpp> (gzip), its tests and examples/fashion
+#   python3-numpy       tests/io/read_flowmatch.py: proves that numpy alone reads a checkpoint (the
+#                       test skips, saying so loudly, without it)
 #   dataset-fashion-mnist   Fashion-MNIST (about 30 MB) for examples/fashion and the real-data tests
 #                       (without it those tests skip, saying so; scripts/test.sh prints a banner)
 FLOWMATCH_APT_PACKAGES=(
@@ -16,6 +20,7 @@ FLOWMATCH_APT_PACKAGES=(
   g++
   make
   libeigen3-dev
+  nlohmann-json3-dev
   catch2
   libstb-dev
   libcli11-dev
@@ -25,6 +30,7 @@ FLOWMATCH_APT_PACKAGES=(
   clang
   libclang-rt-14-dev
   zlib1g-dev
+  python3-numpy
   dataset-fashion-mnist
 )
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the fuzzers' seed corpora (tests/fuzz/corpus/): small valid checkpoints in the format of
-include/flowmatch/io/checkpoint.hpp (and their bare payloads, for the harness's payload path), and
-small CSV files, each prefixed with the option byte csv_fuzzer.cpp reads. Deterministic; rerun after
-a format change: python3 tests/fuzz/make_corpus.py"""
+"""Writes the fuzzers' seed corpora (tests/fuzz/corpus/): small valid checkpoints of both formats,
+format 1 (v1_*.fmck, include/flowmatch/io/checkpoint_v1.hpp, and their bare payloads, for the
+harness's payload path) and format 2 (v2_*.safetensors, include/flowmatch/io/safetensors.hpp), each
+written here by an encoder independent of the C++ one (tests/io/checkpoint_v1_test.cpp loads them),
+and small CSV files, each prefixed with the option byte csv_fuzzer.cpp reads. Deterministic; rerun
+after a format change: python3 tests/fuzz/make_corpus.py"""
+import json
 import os
 import random
 import struct
@@ -48,14 +51,69 @@ def checkpoints():
     yield "double_tanh_model", d + struct.pack("<II", 0, 0)
 
 
+def safetensors(tensors, attributes):
+    """A format-2 file: tensors is a list of (name, dtype, shape, bytes); attributes a dict."""
+    header, data = {}, b""
+    for name, dtype, shape, raw in sorted(tensors):
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    meta = dict(attributes)
+    meta.update({"format": "flowmatch", "flowmatch.format_version": "2",
+                 "flowmatch.data_crc32": "%08x" % zlib.crc32(data)})
+    header["__metadata__"] = meta
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    meta["flowmatch.header_crc32"] = "%08x" % zlib.crc32(canonical.encode())
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def floats(fmt, n, lo=-1.0, hi=1.0):
+    return b"".join(struct.pack(fmt, random.uniform(lo, hi)) for _ in range(n))
+
+
+def mlp(prefix, scalar, activation, widths):
+    dtype, fmt = ("F32", "<f") if scalar == "float" else ("F64", "<d")
+    tensors = []
+    for l in range(len(widths) - 1):
+        fan_in, fan_out = widths[l], widths[l + 1]
+        tensors.append((f"{prefix}{2 * l}.weight", dtype, [fan_out, fan_in], floats(fmt, fan_out * fan_in)))
+        tensors.append((f"{prefix}{2 * l}.bias", dtype, [fan_out], floats(fmt, fan_out)))
+    attributes = {prefix + "type": "mlp_vector_field", prefix + "scalar": scalar, prefix + "activation": activation,
+                  prefix + "widths": json.dumps(widths, separators=(",", ":")), prefix + "time": "last"}
+    n = sum(widths[l + 1] * (widths[l] + 1) for l in range(len(widths) - 1))
+    return tensors, attributes, n, dtype, fmt
+
+
+def checkpoints_v2():
+    tensors, attributes, n, dtype, fmt = mlp("model.", "float", "silu", [3, 2, 2])
+    tensors += [("optimizer.exp_avg", dtype, [n], floats(fmt, n)),
+                ("optimizer.exp_avg_sq", dtype, [n], floats(fmt, n, 0.0, 1.0)),
+                ("trainer.rng", "U64", [4], b"".join(struct.pack("<Q", random.getrandbits(64) | 1) for _ in range(4)))]
+    attributes.update({"optimizer.type": "adam", "optimizer.lr": "0.001", "optimizer.beta1": "0.9",
+                       "optimizer.beta2": "0.999", "optimizer.eps": "1e-08", "optimizer.steps": "3",
+                       "trainer.steps_done": "3"})
+    yield "v2_trainer", safetensors(tensors, attributes)
+    tensors, attributes, _, _, _ = mlp("model.", "double", "tanh", [2, 3, 1])
+    yield "v2_double_tanh_model", safetensors(tensors, attributes)
+    yield "v2_empty", safetensors([], {})
+    yield "v2_odd_shapes", safetensors([("a", "I32", [], struct.pack("<i", -5)), ("b", "U8", [0, 3], b""),
+                                        ("c", "I64", [2, 1], struct.pack("<qq", -1, 7))], {"note": "\u00e9\n"})
+
+
 def main():
     ck = os.path.join(HERE, "corpus", "checkpoint")
     os.makedirs(ck, exist_ok=True)
+    for name in os.listdir(ck):
+        os.remove(os.path.join(ck, name))
     for name, payload in checkpoints():
-        with open(os.path.join(ck, name + ".fmck"), "wb") as f:
+        with open(os.path.join(ck, "v1_" + name + ".fmck"), "wb") as f:
             f.write(wrap(payload))
-        with open(os.path.join(ck, name + ".payload"), "wb") as f:
+        with open(os.path.join(ck, "v1_" + name + ".payload"), "wb") as f:
             f.write(payload)
+    for name, data in checkpoints_v2():
+        with open(os.path.join(ck, name + ".safetensors"), "wb") as f:
+            f.write(data)
     csv = os.path.join(HERE, "corpus", "csv")
     os.makedirs(csv, exist_ok=True)
     samples = {

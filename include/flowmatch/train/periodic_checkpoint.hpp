@@ -4,36 +4,47 @@
 
 #include <algorithm>
 #include <cctype>
+#include <concepts>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/io/checkpoint.hpp"
-#include "flowmatch/train/cfm_trainer.hpp"
 
 namespace flowmatch {
 
-/// Saves `trainer` (model, optimizer, step count, generator) to `folder/<prefix>-<step>.fmck`
-/// whenever its lifetime step count is a multiple of `every`, and then deletes all but the `keep`
+/// A trainer PeriodicCheckpoint can save: it counts its steps (and has the state protocol of
+/// core/state.hpp, as a composite with state_parts() or a part with a state_scope).
+template <class T>
+concept StepCountingTrainer = requires(const T& t) {
+  { t.steps_done() } -> std::convertible_to<long long>;
+};
+
+/// Saves `trainer` (its state_parts(): model, optimizer, step count, generator) and any `extra`
+/// parts (an EMA: state_part("ema", ema)) to `folder/<prefix>-<step>.safetensors` whenever the
+/// trainer's lifetime step count is a multiple of `every`, and then deletes all but the `keep`
 /// newest such files. Use it as (or inside) a CFMTrainer::train callback:
 ///
-///     PeriodicCheckpoint<decltype(trainer)> checkpoints(trainer, "ckpt", 500, 3);
+///     PeriodicCheckpoint checkpoints(trainer, "ckpt", 500, 3);
 ///     trainer.train(10000, 1000, checkpoints);
 ///
 /// Each file is written atomically (save_checkpoint), so a crash at any moment leaves the newest
 /// complete checkpoint loadable; resume with load_checkpoint(*PeriodicCheckpoint<...>::latest(...),
-/// trainer). Allocates only on the steps that save.
-template <CheckpointableTrainer Trainer>
+/// trainer, extra...). Allocates only on the steps that save. `Extra` holds references to the
+/// parts passed as lvalues and copies of the NamedParts passed as temporaries.
+template <StepCountingTrainer Trainer, class... Extra>
 class PeriodicCheckpoint {
  public:
   PeriodicCheckpoint(Trainer& trainer, std::filesystem::path folder, long long every, int keep = 3,
-                     std::string prefix = "checkpoint")
-      : trainer_(trainer), folder_(std::move(folder)), every_(every), keep_(keep), prefix_(std::move(prefix)) {
+                     std::string prefix = "checkpoint", Extra... extra)
+      : trainer_(trainer), extra_(std::forward<Extra>(extra)...), folder_(std::move(folder)), every_(every),
+        keep_(keep), prefix_(std::move(prefix)) {
     constexpr const char* where = "flowmatch::PeriodicCheckpoint::PeriodicCheckpoint";
     if (every_ < 1) detail::throw_invalid(where, "every", every_, "must be at least 1");
     if (keep_ < 1) detail::throw_invalid(where, "keep", keep_, "must be at least 1");
@@ -48,7 +59,9 @@ class PeriodicCheckpoint {
 
   /// The train() callback: saves when the step count is a multiple of `every`. Returns true
   /// (never stops training).
-  bool operator()(const TrainProgress&) {
+  /// (Any progress argument: a TrainProgress from CFMTrainer::train.)
+  template <class Progress>
+  bool operator()(const Progress&) {
     if (trainer_.steps_done() > 0 && trainer_.steps_done() % every_ == 0 && trainer_.steps_done() != last_step_)
       save_now();
     return true;
@@ -58,25 +71,27 @@ class PeriodicCheckpoint {
   /// the file written.
   std::filesystem::path save_now() {
     const std::filesystem::path file = path_for(trainer_.steps_done());
-    save_checkpoint(file, trainer_);
+    std::apply([&](const auto&... extra) { save_checkpoint(file, trainer_, extra...); }, extra_);
     last_step_ = trainer_.steps_done();
     last_saved_ = file;
     prune();
     return file;
   }
 
-  /// folder/<prefix>-<step, 12 digits>.fmck
+  /// folder/<prefix>-<step, 12 digits>.safetensors
   std::filesystem::path path_for(long long step) const { return folder_ / file_name(prefix_, step); }
   const std::filesystem::path& last_saved() const { return last_saved_; }
 
-  /// The checkpoint files `prefix-<step>.fmck` in `folder`, oldest step first.
+  /// The checkpoint files `prefix-<step>.safetensors` in `folder`, oldest step first (and the
+  /// format-1 files `prefix-<step>.fmck` of earlier releases).
   static std::vector<std::pair<long long, std::filesystem::path>> list(const std::filesystem::path& folder,
                                                                        const std::string& prefix = "checkpoint") {
     std::vector<std::pair<long long, std::filesystem::path>> found;
     std::error_code ec;
     for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
-      const std::string head = prefix + "-", tail = ".fmck";
+      const std::string head = prefix + "-";
+      const std::string tail = name.ends_with(".fmck") ? ".fmck" : ".safetensors";
       if (name.size() <= head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
           name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
         continue;
@@ -101,7 +116,7 @@ class PeriodicCheckpoint {
   static std::string file_name(const std::string& prefix, long long step) {
     char digits[32];
     std::snprintf(digits, sizeof digits, "%012lld", step);
-    return prefix + "-" + digits + ".fmck";
+    return prefix + "-" + digits + ".safetensors";
   }
 
   void prune() const {
@@ -114,6 +129,7 @@ class PeriodicCheckpoint {
   }
 
   Trainer& trainer_;
+  std::tuple<Extra...> extra_;
   std::filesystem::path folder_;
   long long every_;
   int keep_;
@@ -121,5 +137,12 @@ class PeriodicCheckpoint {
   long long last_step_ = -1;
   std::filesystem::path last_saved_;
 };
+
+template <class T>
+PeriodicCheckpoint(T&, std::filesystem::path, long long) -> PeriodicCheckpoint<T>;
+template <class T>
+PeriodicCheckpoint(T&, std::filesystem::path, long long, int) -> PeriodicCheckpoint<T>;
+template <class T, class... E>
+PeriodicCheckpoint(T&, std::filesystem::path, long long, int, std::string, E&&...) -> PeriodicCheckpoint<T, E...>;
 
 }  // namespace flowmatch
