@@ -20,7 +20,12 @@ using nlohmann::json;
 
 namespace {
 
-const fs::path kData = fs::path(__FILE__).parent_path() / "data";
+#ifdef FLOWMATCH_SOURCE_DIR
+const fs::path kTests = fs::path(FLOWMATCH_SOURCE_DIR) / "tests";
+#else
+const fs::path kTests = fs::path(__FILE__).parent_path().parent_path();
+#endif
+const fs::path kData = kTests / "io" / "data";
 
 std::vector<unsigned char> read_bytes(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -160,7 +165,7 @@ TEST_CASE("Format-1 checkpoints: every flipped byte and every truncation is refu
 }
 
 TEST_CASE("Format-1 files of the fuzz seed corpus (an independent encoder) load", "[io][checkpoint][v1]") {
-  const fs::path corpus = fs::path(__FILE__).parent_path().parent_path() / "fuzz" / "corpus" / "checkpoint";
+  const fs::path corpus = kTests / "fuzz" / "corpus" / "checkpoint";
   const StateDict adam = read_checkpoint(corpus / "v1_adam_trainer.fmck");
   CHECK(*adam.find_attribute("model.widths") == "[3,2,2]");
   CHECK(*adam.find_attribute("optimizer.steps") == "3");
