@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include <flowmatch/coupling/minibatch_ot.hpp>
 #include <flowmatch/distribution/gaussian_mixture.hpp>
 #include <flowmatch/distribution/standard_normal.hpp>
 #include <flowmatch/nn/class_conditional_field.hpp>
@@ -244,6 +245,10 @@ TEST_CASE("Conditional training refuses a bad dropout, a class-count mismatch an
   CHECK_THROWS_WITH(CFMTrainer(unlabelled, model, adam, 0), Catch::Contains("data distribution has none"));
   ConditionalVectorField<float> vector_model(2, ConditionKind::Vector, 3, {8});
   CHECK_THROWS_WITH(CFMTrainer(path, vector_model, adam, 0), Catch::Contains("the path's data have 'labels'"));
+  // A minibatch OT coupling reorders the data without their conditions: such batches carry none.
+  const GaussianConditionalPath ot(GaussianMixture::symmetric_2D(4, 0.3, 3.0), LinearAlpha{}, LinearBeta{},
+                                   StandardNormal(2), MinibatchOTCoupling());
+  CHECK_THROWS_WITH(CFMTrainer(ot, model, adam, 0), Catch::Contains("carry none"));
 }
 
 TEST_CASE("The embedded fields' fused loss and gradient equal forward_train then backward", "[nn][fourier][conditional]") {

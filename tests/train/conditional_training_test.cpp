@@ -376,3 +376,47 @@ TEST_CASE("Resume with the library's own model and optimizer state: 20 + 20 == 4
     WARN("MLPVectorField or Adam has no save_state yet: the resume test with the library's own state is skipped");
   }
 }
+
+namespace {
+
+// A conditional model without the fused loss: the trainer runs forward_train, then backward.
+struct UnfusedConditional {
+  using Scalar = double;
+  using Workspace = ConditionalVectorField<double>::Workspace;
+  ConditionalVectorField<double> inner{2, ConditionKind::Vector, 2, {12}, 3, 1};
+  Index dim() const { return inner.dim(); }
+  ConditionKind condition_kind() const { return inner.condition_kind(); }
+  Index condition_dim() const { return inner.condition_dim(); }
+  template <class DX, TimeArgument T, class DO>
+  void forward(const Eigen::MatrixBase<DX>& x, const T& t, const ConditionBatch<double>& c,
+               const Eigen::MatrixBase<DO>& out, Workspace& ws) const {
+    inner.forward(x, t, c, out, ws);
+  }
+  template <class DX, TimeArgument T>
+  const Matrix<double>& forward_train(const Eigen::MatrixBase<DX>& x, const T& t, const ConditionBatch<double>& c,
+                                      Workspace& ws) const {
+    return inner.forward_train(x, t, c, ws);
+  }
+  template <class DG>
+  void backward(const Eigen::MatrixBase<DG>& g, Workspace& ws) {
+    inner.backward(g, ws);
+  }
+  Vector<double>& parameters() { return inner.parameters(); }
+  Vector<double>& gradients() { return inner.gradients(); }
+};
+static_assert(TrainableConditionalField<UnfusedConditional>);
+
+}  // namespace
+
+TEST_CASE("A conditional model without the fused loss trains the same (forward_train, then backward)", "[train][conditional]") {
+  const VectorPath path(mean_is_condition(100, 2));
+  TrainerOptions options;
+  options.condition_dropout = 0.3;
+  UnfusedConditional unfused;
+  ConditionalVectorField<double> fused = unfused.inner;
+  SGD<double> s1(0.05), s2(0.05);
+  CFMTrainer a(path, unfused, s1, 4, options), b(path, fused, s2, 4, options);
+  const std::vector<double> la = a.train(5, 32), lb = b.train(5, 32);
+  for (std::size_t k = 0; k < 5; ++k) CHECK(la[k] == Approx(lb[k]).epsilon(1e-12));
+  CHECK((unfused.parameters() - fused.parameters()).cwiseAbs().maxCoeff() < 1e-12);
+}

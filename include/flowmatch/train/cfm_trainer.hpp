@@ -351,15 +351,20 @@ class CFMTrainer {
       const ConditionKind want = model_.condition_kind();
       if constexpr (ConditionalDistribution<Data>) {
         const auto& data = path_.p_data();
+        if constexpr (requires { Path::carries_conditions(); })
+          if (!Path::carries_conditions())
+            detail::throw_invalid(where, "model", std::string(condition_kind_name(want)),
+                                  "takes a condition, but the path's batches carry none (its coupling pairs "
+                                  "across conditions: conditional data need the independent coupling)");
         if (data.condition_kind() != want)
           detail::throw_invalid(where, "model", std::string(condition_kind_name(want)),
                                 "takes a condition of that kind, the path's data have '" +
                                     std::string(condition_kind_name(data.condition_kind())) + "'");
-        if constexpr (requires { data.num_classes(); })
+        if constexpr (requires { data.num_classes(); model_.num_classes(); })
           if (want == ConditionKind::Label && static_cast<long long>(data.num_classes()) != model_.num_classes())
             detail::throw_dimension(where, "model", "number of classes", static_cast<long long>(model_.num_classes()),
                                     static_cast<long long>(data.num_classes()));
-        if constexpr (requires { data.condition_dim(); })
+        if constexpr (requires { data.condition_dim(); model_.condition_dim(); })
           if (want == ConditionKind::Vector &&
               static_cast<long long>(data.condition_dim()) != static_cast<long long>(model_.condition_dim()))
             detail::throw_dimension(where, "model", "condition dimension",
