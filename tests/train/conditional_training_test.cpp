@@ -415,7 +415,8 @@ TEST_CASE("A conditional model without the fused loss trains the same (forward_t
   UnfusedConditional unfused;
   ConditionalVectorField<double> fused = unfused.inner;
   SGD<double> s1(0.05), s2(0.05);
-  CFMTrainer a(path, unfused, s1, 4, options), b(path, fused, s2, 4, options);
+  CFMTrainer a(path, unfused, s1, 4, options);
+  CFMTrainer b(path, fused, s2, 4, options);
   const std::vector<double> la = a.train(5, 32), lb = b.train(5, 32);
   for (std::size_t k = 0; k < 5; ++k) CHECK(la[k] == Approx(lb[k]).epsilon(1e-12));
   CHECK((unfused.parameters() - fused.parameters()).cwiseAbs().maxCoeff() < 1e-12);
