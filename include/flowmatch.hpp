@@ -2,6 +2,7 @@
 /// \file
 /// flowmatch: Flow Matching generative models on the CPU, over Eigen. The umbrella header.
 
+#include "flowmatch/core/condition.hpp"
 #include "flowmatch/core/denormals.hpp"
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
@@ -32,6 +33,7 @@
 #include "flowmatch/nn/activation.hpp"
 #include "flowmatch/nn/class_conditional_field.hpp"
 #include "flowmatch/nn/concepts.hpp"
+#include "flowmatch/nn/conditional_field.hpp"
 #include "flowmatch/nn/fourier_time_field.hpp"
 #include "flowmatch/nn/mlp_classifier.hpp"
 #include "flowmatch/nn/mlp_jacobian.hpp"
@@ -67,5 +69,4 @@
 #include "flowmatch/sde/euler_maruyama_simulator.hpp"
 #include "flowmatch/sde/langevin_flow_sde.hpp"
 #include "flowmatch/train/cfm_trainer.hpp"
-#include "flowmatch/train/conditional_cfm_trainer.hpp"
 #include "flowmatch/train/periodic_checkpoint.hpp"

@@ -1,7 +1,8 @@
 // conditional2d: a class-conditional flow on a labelled 2-D Gaussian mixture (class = mode),
-// trained with label dropout, sampled with classifier-free guidance
-// u = (1 + w) u(x, t | y) - w u(x, t | empty) for several guidance weights w: one figure per w, and
-// a table of how many samples of each class land on their own mode.
+// trained by CFMTrainer on batches that carry each sample's label, with condition dropout,
+// sampled with classifier-free guidance u = (1 + w) u(x, t | y) - w u(x, t | empty) for several
+// guidance weights w: one figure per w, and a table of how many samples of each class land on
+// their own mode.
 
 #include <algorithm>
 #include <chrono>
@@ -66,7 +67,9 @@ int run(const Options& opt) {
   std::vector<fm::Index> hidden(opt.hidden.begin(), opt.hidden.end());
   fm::ClassConditionalVectorField<float, fm::SiLU> model(2, classes, hidden, seed, opt.frequencies);
   fm::ScheduledOptimizer adam(fm::Adam<float>(opt.lr), fm::WarmupCosineLR(std::min(200LL, opt.steps - 1), opt.steps));
-  fm::ConditionalCFMTrainer trainer(path, model, adam, opt.dropout, seed + 1);
+  fm::TrainerOptions options;
+  options.condition_dropout = opt.dropout;  // trains u(x, t | empty) too, for guidance
+  fm::CFMTrainer trainer(path, model, adam, seed + 1, options);  // the batches carry the mixture's labels
   std::printf("conditional2d: %lld modes (std %g, radius %g) = classes, %lld steps, batch %lld, lr %g (cosine), "
               "label dropout %g, %lld Fourier frequencies, %lld parameters, %d thread(s), seed %lld\n",
               opt.modes, opt.mode_std, opt.radius, opt.steps, opt.batch, opt.lr, opt.dropout, opt.frequencies,

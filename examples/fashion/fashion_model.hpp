@@ -19,10 +19,11 @@
 
 namespace flowmatch::fashion {
 
-/// A labelled image set as a SampleableDistribution with sample_labelled (what
-/// GaussianConditionalPath's labelled training batches need): draws columns uniformly with
-/// replacement. Shares its data between copies (the path and the trainer copy it).
-class LabelledImageSet {
+/// A labelled image set as a distribution of (image, class) pairs (a LabelledDistribution, on the
+/// library's one sampling convention: sample, sample_labelled and sample_with_condition all come
+/// from sample_impl): draws columns uniformly with replacement. Shares its data between copies
+/// (the path and the trainer copy it). (An Empirical with labels holds the same, in double.)
+class LabelledImageSet : public DistributionBase<LabelledImageSet> {
  public:
   LabelledImageSet(Matrix<float> images, const Eigen::VectorXi& labels, Index num_classes)
       : images_(std::make_shared<const Matrix<float>>(std::move(images))),
@@ -44,28 +45,18 @@ class LabelledImageSet {
   const Matrix<float>& images() const { return *images_; }
   const Eigen::VectorXi& labels() const { return *labels_; }
 
+ private:
+  friend DistributionBase<LabelledImageSet>;
   template <class D>
-  void sample(Rng& rng, const Eigen::MatrixBase<D>& out_) const {
+  void sample_impl(Rng& rng, const Eigen::MatrixBase<D>& out_, Index* labels) const {
     auto& out = detail::writable(out_);
     detail::require_rows("flowmatch::fashion::LabelledImageSet::sample", "out", out.rows(), dim());
-    for (Index j = 0; j < out.cols(); ++j)
-      out.col(j) = images_->col(pick(rng)).template cast<typename D::Scalar>();
-  }
-
-  template <class D, class L>
-  void sample_labelled(Rng& rng, const Eigen::MatrixBase<D>& out_, L& labels) const {
-    auto& out = detail::writable(out_);
-    detail::require_rows("flowmatch::fashion::LabelledImageSet::sample_labelled", "out", out.rows(), dim());
-    labels.resize(out.cols());
     for (Index j = 0; j < out.cols(); ++j) {
-      const Index k = pick(rng);
-      labels[j] = (*labels_)(k);
+      const auto k = static_cast<Index>(rng.below(static_cast<std::uint64_t>(size())));
+      if (labels) labels[j] = (*labels_)(k);
       out.col(j) = images_->col(k).template cast<typename D::Scalar>();
     }
   }
-
- private:
-  Index pick(Rng& rng) const { return static_cast<Index>(rng.below(static_cast<std::uint64_t>(size()))); }
 
   std::shared_ptr<const Matrix<float>> images_;
   std::shared_ptr<const Eigen::VectorXi> labels_;
@@ -130,7 +121,7 @@ struct ModelConfig {
 struct TrainConfig {
   Index batch = 128;
   double lr = 1e-3;            // peak learning rate (Adam)
-  double label_dropout = 0.1;  // probability of the empty label (trains u(x | empty) for guidance)
+  double label_dropout = 0.1;  // condition dropout: trains u(x | no label) for guidance
   double ema_decay = 0.999;
   long long warmup = 200;
   double final_lr_factor = 0.05;
@@ -139,11 +130,16 @@ struct TrainConfig {
 
 /// The class-conditional flow on images: u(x, t | y) = MLP([x; fourier(t); onehot(y); t]) trained
 /// on the rectified (OT) path x_t = t z + (1 - t) eps (alpha_t = t, beta_t = 1 - t: the target
-/// u = z - eps is constant along each line), with label dropout, Adam with warm-up and cosine
-/// decay, and an EMA of the weights for sampling.
+/// u = z - eps is constant along each line) by the library's CFMTrainer, each batch carrying its
+/// labels (TrainingBatch::condition) and dropping them with probability label_dropout
+/// (TrainerOptions::condition_dropout), Adam with warm-up and cosine decay, and an EMA of the
+/// weights for sampling.
 class FashionFlow {
   // The view a checkpoint saves: the model's network, the inner Adam, the trainer's generator and
-  // the lifetime step count (CheckpointableTrainer).
+  // the lifetime step count (CheckpointableTrainer of the format-1 io/checkpoint.hpp).
+  // TODO(io): with the state protocol's save_checkpoint/load_checkpoint, save the trainer itself
+  // (trainer_.state_parts(): model with its settings, optimizer with its schedule, counters) and
+  // the EMA, and drop this view.
   struct CheckpointView {
     FashionFlow* flow;
     Network& model() { return flow->model_.network(); }
@@ -153,7 +149,7 @@ class FashionFlow {
     Rng& rng() { return flow->trainer_.rng(); }
     Rng& rng() const { return flow->trainer_.rng(); }
     long long steps_done() const { return flow->steps_done(); }
-    void set_steps_done(long long s) { flow->step_offset_ = s - flow->trainer_.steps_done(); }
+    void set_steps_done(long long s) { flow->trainer_.set_steps_done(s); }
   };
 
  public:
@@ -162,7 +158,7 @@ class FashionFlow {
         state_(std::make_shared<ProgressCosineLR::State>()),
         model_(data.dim(), data.num_classes(), mc.hidden, tc.seed, mc.frequencies),
         optimizer_(Adam<float>(tc.lr), ProgressCosineLR{state_, std::max<long long>(1, tc.warmup), tc.final_lr_factor}),
-        trainer_(Path(data, LinearAlpha{}, LinearBeta{}), model_, optimizer_, tc.label_dropout, tc.seed + 1),
+        trainer_(Path(data, LinearAlpha{}, LinearBeta{}), model_, optimizer_, tc.seed + 1, trainer_options(tc)),
         ema_(tc.ema_decay) {}
   FashionFlow(const FashionFlow&) = delete;
   FashionFlow& operator=(const FashionFlow&) = delete;
@@ -179,7 +175,7 @@ class FashionFlow {
 
   /// The learning rate of the next step.
   double learning_rate() const { return optimizer_.learning_rate(); }
-  long long steps_done() const { return step_offset_ + trainer_.steps_done(); }
+  long long steps_done() const { return trainer_.steps_done(); }
   long long steps_this_run() const { return state_->step; }
   Index num_parameters() const { return model_.num_parameters(); }
   const TrainConfig& config() const { return config_; }
@@ -219,9 +215,14 @@ class FashionFlow {
   std::shared_ptr<ProgressCosineLR::State> state_;
   Model model_;
   Optim optimizer_;
-  ConditionalCFMTrainer<Path, Model, Optim> trainer_;
+  CFMTrainer<Path, Model, Optim> trainer_;
   ExponentialMovingAverage<float> ema_;
-  long long step_offset_ = 0;
+
+  static TrainerOptions trainer_options(const TrainConfig& tc) {
+    TrainerOptions options;
+    options.condition_dropout = tc.label_dropout;
+    return options;
+  }
 };
 
 enum class Solver { Euler, Midpoint, Heun, RK4 };

@@ -246,6 +246,8 @@ int run(const Options& opt) {
   if (!opt.resume.empty()) {
     // The architecture is the checkpoint's: hidden widths, and the Fourier frequencies from the
     // input width 784 + 2 F + 10 + 1 (the file is fully checked here, and again on loading).
+    // TODO(io): with the state protocol's files, read num_frequencies and num_classes from the
+    // model's own attributes ("model.num_frequencies", saved by ConditionalVectorField) instead.
     const fm::CheckpointInfo info = fm::read_checkpoint_info(opt.resume);
     const fm::Index in = info.layer_widths.empty() ? 0 : info.layer_widths.front();
     if (info.scalar != "float" || info.activation != "silu" || info.layer_widths.size() < 3 ||

@@ -338,7 +338,7 @@ TEST_CASE("CFMTrainer::step on the seed workload allocates nothing after the fir
   }
 }
 
-TEST_CASE("Training steps with another source, an OT coupling, or labels allocate nothing after the first step",
+TEST_CASE("Training steps with another source, an OT coupling, labels or context vectors allocate nothing after the first step",
           "[alloc][train][coupling]") {
   ThreadsGuard guard;
   set_num_threads(1);
@@ -362,8 +362,32 @@ TEST_CASE("Training steps with another source, an OT coupling, or labels allocat
   check_steps(sinkhorn, 128, "Sinkhorn OT coupling");
   ClassConditionalVectorField<float, SiLU> conditional(2, 8, {32}, 0, 3);
   Adam<float> adam2(1e-3);
-  ConditionalCFMTrainer labelled(GaussianConditionalPath(data, LinearAlpha{}, LinearBeta{}), conditional, adam2, 0.2, 3);
-  check_steps(labelled, 128, "conditional trainer");
+  TrainerOptions dropout;
+  dropout.condition_dropout = 0.2;
+  CFMTrainer labelled(GaussianConditionalPath(data, LinearAlpha{}, LinearBeta{}), conditional, adam2, 3, dropout);
+  check_steps(labelled, 128, "class-conditional training");
+  // Vector conditions from an Empirical with a context matrix, with every guard on.
+  Matrix<double> points(2, 256), context(3, 256);
+  Rng data_rng(4);
+  data_rng.fill_normal(points);
+  data_rng.fill_normal(context);
+  ConditionalVectorField<float, SiLU> vector_model(2, ConditionKind::Vector, 3, {32}, 0, 2);
+  Adam<float> adam3(1e-3);
+  TrainerOptions guarded = dropout;
+  guarded.check_gradient = true;
+  guarded.max_grad_norm = 1e-3;
+  guarded.on_non_finite = NonFinitePolicy::SkipBatch;
+  CFMTrainer vector_trainer(GaussianConditionalPath(Empirical::with_context(points, context), LinearAlpha{}, LinearBeta{}),
+                            vector_model, adam3, 4, guarded);
+  check_steps(vector_trainer, 128, "vector-conditional training with guards");
+  CHECK(vector_trainer.last_batch().condition.kind == ConditionKind::Vector);
+  Matrix<float> guide_context = Matrix<float>::Ones(3, 64);
+  GuidedVectorFieldODE vector_ode(vector_model, guide_context, 1.5);
+  EulerSimulator vector_sim(vector_ode);
+  Matrix<float> xv = Matrix<float>::Ones(2, 64);
+  vector_sim.step(xv, 0.0, 0.1);
+  const Counts cv = count_allocations([&] { vector_sim.step(xv, 0.1, 0.1); });
+  CHECK(cv.total() == 0);
   Vector<Index> labels = Vector<Index>::LinSpaced(64, 0, 7);
   GuidedVectorFieldODE ode(conditional, labels, 2.0);
   EulerSimulator sim(ode);

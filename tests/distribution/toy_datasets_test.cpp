@@ -279,3 +279,136 @@ TEST_CASE("Empirical::from_csv refuses bad files with clear messages", "[distrib
   CHECK_THROWS_AS(CFMTrainer(path, model, adam), DimensionMismatch);
   for (const auto& p : {ragged, text, three, empty}) std::filesystem::remove(p);
 }
+
+static_assert(LabelledDistribution<Moons> && LabelledDistribution<Circles> && LabelledDistribution<Checkerboard> &&
+              LabelledDistribution<GaussianMixture> && ConditionalDistribution<Empirical> &&
+              ContextDistribution<Empirical>);
+static_assert(!ConditionalDistribution<SwissRoll> && !ConditionalDistribution<StandardNormal>);
+
+TEST_CASE("One sampling convention: sample, sample(n), sample_labelled and sample_with_condition draw alike",
+          "[distribution]") {
+  const auto same_draws = [](const auto& d, const char* name) {
+    INFO(name);
+    Rng a(3), b(3), c(3), e(3);
+    Matrix<double> xa(2, 50), xb(2, 50), xc(2, 50);
+    d.sample(a, xa);
+    const Matrix<double> xn = d.template sample<double>(50, e);
+    Vector<Index> labels;
+    d.sample_labelled(b, xb, labels);
+    ConditionBatch<float> cond;
+    d.sample_with_condition(c, xc, cond);
+    CHECK(xa == xb);
+    CHECK(xa == xc);
+    CHECK(xa == xn);
+    CHECK(a == b);
+    CHECK(a == c);
+    CHECK(cond.kind == ConditionKind::Label);
+    CHECK(cond.labels == labels);
+    CHECK(cond.present == RowVector<float>::Ones(50));
+    CHECK(labels.minCoeff() >= 0);
+    CHECK(labels.maxCoeff() < d.num_classes());
+    CHECK(d.condition_kind() == ConditionKind::Label);
+  };
+  same_draws(Moons(), "moons");
+  same_draws(Circles(), "circles");
+  same_draws(Checkerboard(), "checkerboard");
+  same_draws(eight_gaussians(), "eight gaussians");
+  Rng rng(1);
+  CHECK(SwissRoll().sample<float>(7, rng).cols() == 7);
+  CHECK_THROWS_AS(Moons().sample<float>(-1, rng), InvalidArgument);
+}
+
+TEST_CASE("Empirical with labels or context vectors samples each point with its own condition", "[distribution][empirical]") {
+  Matrix<double> pts(2, 4);
+  pts << 0, 1, 2, 3, 10, 11, 12, 13;
+  Vector<Index> labels(4);
+  labels << 2, 0, 1, 2;
+  const Empirical labelled = Empirical::with_labels(pts, labels);
+  CHECK(labelled.num_classes() == 3);
+  CHECK(labelled.condition_kind() == ConditionKind::Label);
+  CHECK(labelled.condition_dim() == 0);
+  Matrix<double> context(3, 4);
+  context << 0, 1, 2, 3, 0, -1, -2, -3, 5, 5, 5, 5;
+  const Empirical paired = Empirical::with_context(pts, context);
+  CHECK(paired.condition_kind() == ConditionKind::Vector);
+  CHECK(paired.condition_dim() == 3);
+  CHECK(paired.num_classes() == 0);
+  Rng a(4), b(4), c(4);
+  Matrix<float> x(2, 500), xl(2, 500), xc(2, 500);
+  Empirical(pts).sample(a, x);
+  ConditionBatch<float> lc, cc;
+  labelled.sample_with_condition(b, xl, lc);
+  paired.sample_with_condition(c, xc, cc);
+  CHECK(x == xl);  // the same draws as without a condition
+  CHECK(x == xc);
+  REQUIRE(lc.kind == ConditionKind::Label);
+  REQUIRE(cc.kind == ConditionKind::Vector);
+  REQUIRE(cc.context.rows() == 3);
+  for (Index j = 0; j < 500; ++j) {
+    const auto k = static_cast<Index>(x(0, j));  // the point drawn
+    CHECK(lc.labels(j) == labels(k));
+    CHECK(cc.context.col(j) == context.col(k).cast<float>());
+  }
+  Matrix<double> ctx_out;
+  Rng d(4);
+  Matrix<double> xd(2, 500);
+  paired.sample_with_context(d, xd, ctx_out);
+  CHECK(ctx_out.cast<float>() == cc.context);
+  // Sampled on its own, an Empirical without a condition says so.
+  ConditionBatch<double> none;
+  none.set_labels(3);
+  Matrix<double> xn(2, 5);
+  Empirical(pts).sample_with_condition(d, xn, none);
+  CHECK(none.kind == ConditionKind::None);
+  Vector<Index> l;
+  CHECK_THROWS_WITH(paired.sample_labelled(d, xn, l), Catch::Contains("no class labels"));
+  CHECK_THROWS_WITH(labelled.sample_with_context(d, xn, ctx_out), Catch::Contains("no context vectors"));
+  // Bad conditions.
+  Vector<Index> short_labels(3);
+  short_labels << 0, 1, 2;
+  CHECK_THROWS_AS(Empirical::with_labels(pts, short_labels), DimensionMismatch);
+  labels(1) = -1;
+  CHECK_THROWS_WITH(Empirical::with_labels(pts, labels, 3), Catch::Contains("'labels[1]' = -1"));
+  labels(1) = 3;
+  CHECK_THROWS_AS(Empirical::with_labels(pts, labels, 3), InvalidArgument);
+  context(1, 2) = std::nan("");
+  CHECK_THROWS_WITH(Empirical::with_context(pts, context), Catch::Contains("'context(1, 2)'"));
+  CHECK_THROWS_AS(Empirical::with_context(pts, Matrix<double>::Zero(2, 3)), DimensionMismatch);
+  // Copies share the data.
+  const Empirical copy = paired;
+  CHECK(&copy.points() == &paired.points());
+}
+
+TEST_CASE("Empirical::from_csv reads condition columns by position or by name", "[distribution][empirical]") {
+  const auto file = temp_file("conditioned.csv", "x,label,y,c1,c2\n1,0,2,0.5,-1\n3,2,4,1.5,-2\n5,1,6,2.5,-3\n");
+  const Empirical by_label = Empirical::from_csv(file.string(), 4, CsvCondition::label(1));
+  CHECK(by_label.dim() == 4);
+  CHECK(by_label.num_classes() == 3);
+  CHECK(by_label.labels() == (Vector<Index>(3) << 0, 2, 1).finished());
+  CHECK(by_label.points().col(1) == (Vector<double>(4) << 3, 4, 1.5, -2).finished());
+  const Empirical by_name = Empirical::from_csv(file.string(), 2, CsvCondition::vector(std::vector<std::string>{"c2", "label", "c1"}));
+  CHECK(by_name.dim() == 2);
+  CHECK(by_name.condition_dim() == 3);
+  CHECK(by_name.points() == (Matrix<double>(2, 3) << 1, 3, 5, 2, 4, 6).finished());
+  CHECK(by_name.context().col(2) == (Vector<double>(3) << -3, 1, 2.5).finished());
+  const Empirical by_position = Empirical::from_csv(file.string(), 0, CsvCondition::vector(std::vector<long long>{-2, -1}));
+  CHECK(by_position.dim() == 3);
+  CHECK(by_position.context() == (Matrix<double>(2, 3) << 0.5, 1.5, 2.5, -1, -2, -3).finished());
+  const Empirical named_label = Empirical::from_csv(file.string(), 4, CsvCondition::label("label", 5));
+  CHECK(named_label.num_classes() == 5);
+  // Refused: a non-integer label, an unknown column, a field out of range, the wrong dimension.
+  CHECK_THROWS_WITH(Empirical::from_csv(file.string(), 0, CsvCondition::label(3)),
+                    Catch::Contains("conditioned.csv") && Catch::Contains("data row 1: the label 0.5"));
+  CHECK_THROWS_WITH(Empirical::from_csv(file.string(), 0, CsvCondition::label("z")), Catch::Contains("no such column"));
+  CHECK_THROWS_AS(Empirical::from_csv(file.string(), 0, CsvCondition::vector(std::vector<long long>{5})), InvalidArgument);
+  CHECK_THROWS_AS(Empirical::from_csv(file.string(), 3, CsvCondition::label(1)), DimensionMismatch);
+  CHECK_THROWS_AS(Empirical::from_csv(file.string(), 0, CsvCondition::vector(std::vector<long long>{1, -4})), InvalidArgument);
+  // A labelled CSV trains a class-conditional path: the batch carries the labels.
+  const GaussianConditionalPath path(by_label, LinearAlpha{}, LinearBeta{});
+  TrainingBatch<float> batch(4, 16);
+  Rng rng(2);
+  path.sample_training_batch(rng, batch);
+  CHECK(batch.condition.kind == ConditionKind::Label);
+  CHECK(batch.condition.labels.size() == 16);
+  std::filesystem::remove(file);
+}

@@ -10,6 +10,7 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 
 namespace flowmatch {
 
@@ -18,7 +19,7 @@ namespace flowmatch {
 /// lower left) is dark when i + j is even; there are ceil(cells^2 / 2) of them. The defaults (4
 /// cells of side 1) give the 8-square board of FFJORD and torchcfm on [-2, 2]^2.
 /// Label (sample_labelled): the index of the dark square, 0 .. num_classes() - 1, row by row.
-class Checkerboard {
+class Checkerboard : public DistributionBase<Checkerboard> {
  public:
   /// cells >= 1; cell_size finite and > 0. Throws InvalidArgument otherwise.
   explicit Checkerboard(Index cells = 4, double cell_size = 1.0) : cells_(cells), cell_size_(cell_size) {
@@ -49,20 +50,9 @@ class Checkerboard {
     return (clamp(x) + clamp(y)) % 2 == 0;
   }
 
-  /// Fills the 2 x n matrix `out` with n independent draws.
-  template <class Derived>
-  void sample(Rng& rng, const Eigen::MatrixBase<Derived>& out) const {
-    sample_impl(rng, out, static_cast<Index*>(nullptr));
-  }
-
-  /// The same, writing each sample's dark-square index into labels (resized to n).
-  template <class Derived, class Labels>
-  void sample_labelled(Rng& rng, const Eigen::MatrixBase<Derived>& out, Labels& labels) const {
-    labels.resize(out.cols());
-    sample_impl(rng, out, labels.data());
-  }
 
  private:
+  friend DistributionBase<Checkerboard>;
   template <class Derived>
   void sample_impl(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Index* labels) const {
     auto& out = detail::writable(out_);

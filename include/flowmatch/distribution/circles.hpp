@@ -8,13 +8,14 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 
 namespace flowmatch {
 
 /// Two concentric circles in 2-D: with probability 1/2 each, radius 1 (label 0) or `factor`
 /// (label 1), at an angle s ~ U[0, 2 pi), plus N(0, noise^2 I), multiplied by `scale`:
 ///   x = scale * (r (cos s, sin s) + noise * eps).
-class Circles {
+class Circles : public DistributionBase<Circles> {
  public:
   /// factor in (0, 1); noise finite and >= 0; scale finite and > 0. Throws InvalidArgument otherwise.
   explicit Circles(double factor = 0.5, double noise = 0.05, double scale = 1.0)
@@ -31,20 +32,9 @@ class Circles {
   double noise() const { return noise_; }
   double scale() const { return scale_; }
 
-  /// Fills the 2 x n matrix `out` with n independent draws.
-  template <class Derived>
-  void sample(Rng& rng, const Eigen::MatrixBase<Derived>& out) const {
-    sample_impl(rng, out, static_cast<Index*>(nullptr));
-  }
-
-  /// The same, writing each sample's circle (0 outer, 1 inner) into labels (resized to n).
-  template <class Derived, class Labels>
-  void sample_labelled(Rng& rng, const Eigen::MatrixBase<Derived>& out, Labels& labels) const {
-    labels.resize(out.cols());
-    sample_impl(rng, out, labels.data());
-  }
 
  private:
+  friend DistributionBase<Circles>;
   template <class Derived>
   void sample_impl(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Index* labels) const {
     auto& out = detail::writable(out_);

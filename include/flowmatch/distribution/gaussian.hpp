@@ -9,12 +9,13 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 
 namespace flowmatch {
 
 /// N(mean, diag(std^2)): samples x = mean + std * eps and evaluates
 /// log p(x) = sum_i [ -(x_i - mean_i)^2 / (2 std_i^2) - log std_i - log(2 pi) / 2 ].
-class Gaussian {
+class Gaussian : public DistributionBase<Gaussian> {
  public:
   /// mean and std have one entry per dimension; every std must be finite and > 0.
   Gaussian(Vector<double> mean, Vector<double> std) : mean_(std::move(mean)), std_(std::move(std)) {
@@ -39,26 +40,6 @@ class Gaussian {
   Index dim() const { return mean_.size(); }
   const Vector<double>& mean() const { return mean_; }
   const Vector<double>& std() const { return std_; }
-
-  /// Fills the dim x n matrix `out` with n independent draws.
-  template <class Derived>
-  void sample(Rng& rng, const Eigen::MatrixBase<Derived>& out_) const {
-    auto& out = detail::writable(out_);
-    detail::require_rows("flowmatch::Gaussian::sample", "out", out.rows(), dim());
-    using S = typename Derived::Scalar;
-    for (Index j = 0; j < out.cols(); ++j)
-      for (Index i = 0; i < dim(); ++i)
-        out(i, j) = static_cast<S>(mean_(i) + std_(i) * rng.normal());
-  }
-
-  /// n draws as a new dim x n matrix.
-  template <Real S = float>
-  Matrix<S> sample(Index n, Rng& rng) const {
-    if (n < 0) detail::throw_invalid("flowmatch::Gaussian::sample", "n", n, "must be >= 0");
-    Matrix<S> out(dim(), n);
-    sample(rng, out);
-    return out;
-  }
 
   /// Writes log p(x_j) for each column x_j of the dim x n batch x into the n-vector `out`.
   template <class DX, class DOut>
@@ -86,6 +67,17 @@ class Gaussian {
   }
 
  private:
+  friend DistributionBase<Gaussian>;
+  template <class Derived>
+  void sample_impl(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Index* /*labels: no classes*/) const {
+    auto& out = detail::writable(out_);
+    detail::require_rows("flowmatch::Gaussian::sample", "out", out.rows(), dim());
+    using S = typename Derived::Scalar;
+    for (Index j = 0; j < out.cols(); ++j)
+      for (Index i = 0; i < dim(); ++i)
+        out(i, j) = static_cast<S>(mean_(i) + std_(i) * rng.normal());
+  }
+
   Vector<double> mean_;
   Vector<double> std_;
   double log_norm_ = 0.0;

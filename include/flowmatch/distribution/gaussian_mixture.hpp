@@ -13,13 +13,15 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 
 namespace flowmatch {
 
 /// p(x) = sum_k w_k N(x; mu_k, diag(s_k^2)), with means and stds stored one component per column.
 /// Sampling picks a component by its weight, then draws from it; log_density uses a stable
-/// log-sum-exp over components.
-class GaussianMixture {
+/// log-sum-exp over components. The label of a draw (sample_labelled, and the condition of
+/// sample_with_condition) is its component.
+class GaussianMixture : public DistributionBase<GaussianMixture> {
  public:
   /// means: dim x K; stds: dim x K (every entry finite, > 0); weights: K entries, >= 0, not all
   /// zero (normalised here).
@@ -96,45 +98,8 @@ class GaussianMixture {
   const Matrix<double>& stds() const { return stds_; }
   const Vector<double>& weights() const { return weights_; }
 
-  /// Fills the dim x n matrix `out` with n independent draws.
-  template <class Derived>
-  void sample(Rng& rng, const Eigen::MatrixBase<Derived>& out_) const {
-    auto& out = detail::writable(out_);
-    detail::require_rows("flowmatch::GaussianMixture::sample", "out", out.rows(), dim());
-    using S = typename Derived::Scalar;
-    for (Index j = 0; j < out.cols(); ++j) {
-      const Index k = pick_component(rng);
-      for (Index i = 0; i < dim(); ++i)
-        out(i, j) = static_cast<S>(means_(i, k) + stds_(i, k) * rng.normal());
-    }
-  }
-
-  /// The same draws as sample(), also writing each one's component k into labels (resized to n).
-  template <class Derived, class Labels>
-  void sample_labelled(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Labels& labels) const {
-    auto& out = detail::writable(out_);
-    detail::require_rows("flowmatch::GaussianMixture::sample_labelled", "out", out.rows(), dim());
-    labels.resize(out.cols());
-    using S = typename Derived::Scalar;
-    for (Index j = 0; j < out.cols(); ++j) {
-      const Index k = pick_component(rng);
-      labels[j] = k;
-      for (Index i = 0; i < dim(); ++i)
-        out(i, j) = static_cast<S>(means_(i, k) + stds_(i, k) * rng.normal());
-    }
-  }
-
   /// The number of components (labels of sample_labelled are 0 .. num_classes() - 1).
   Index num_classes() const { return nmodes(); }
-
-  /// n draws as a new dim x n matrix.
-  template <Real S = float>
-  Matrix<S> sample(Index n, Rng& rng) const {
-    if (n < 0) detail::throw_invalid("flowmatch::GaussianMixture::sample", "n", n, "must be >= 0");
-    Matrix<S> out(dim(), n);
-    sample(rng, out);
-    return out;
-  }
 
   /// Writes log p(x_j) for each column x_j of the dim x n batch x into the n-vector `out`.
   template <class DX, class DOut>
@@ -195,6 +160,21 @@ class GaussianMixture {
   }
 
  private:
+  friend DistributionBase<GaussianMixture>;
+  // A component k by its weight, then a draw of it; k is the label.
+  template <class Derived>
+  void sample_impl(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Index* labels) const {
+    auto& out = detail::writable(out_);
+    detail::require_rows("flowmatch::GaussianMixture::sample", "out", out.rows(), dim());
+    using S = typename Derived::Scalar;
+    for (Index j = 0; j < out.cols(); ++j) {
+      const Index k = pick_component(rng);
+      if (labels) labels[j] = k;
+      for (Index i = 0; i < dim(); ++i)
+        out(i, j) = static_cast<S>(means_(i, k) + stds_(i, k) * rng.normal());
+    }
+  }
+
   Index pick_component(Rng& rng) const {
     if (nmodes() == 1) return 0;
     const double u = rng.uniform();

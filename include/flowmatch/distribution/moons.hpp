@@ -9,6 +9,7 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 
 namespace flowmatch {
 
@@ -17,7 +18,7 @@ namespace flowmatch {
 /// (-1/2, -1/4) so the set is centred at the origin, and multiplied by `scale`:
 ///   x = scale * (arc(s) - (1/2, 1/4) + noise * eps).
 /// Label (sample_labelled): 0 for the upper arc, 1 for the lower.
-class Moons {
+class Moons : public DistributionBase<Moons> {
  public:
   /// noise: finite and >= 0; scale: finite and > 0. Throws InvalidArgument otherwise.
   explicit Moons(double noise = 0.1, double scale = 1.0) : noise_(noise), scale_(scale) {
@@ -31,18 +32,6 @@ class Moons {
   double noise() const { return noise_; }
   double scale() const { return scale_; }
 
-  /// Fills the 2 x n matrix `out` with n independent draws.
-  template <class Derived>
-  void sample(Rng& rng, const Eigen::MatrixBase<Derived>& out) const {
-    sample_impl(rng, out, static_cast<Index*>(nullptr));
-  }
-
-  /// The same, writing each sample's arc (0 upper, 1 lower) into labels (resized to n).
-  template <class Derived, class Labels>
-  void sample_labelled(Rng& rng, const Eigen::MatrixBase<Derived>& out, Labels& labels) const {
-    labels.resize(out.cols());
-    sample_impl(rng, out, labels.data());
-  }
 
   /// The noise-free point of arc `label` at parameter s in [0, pi], before scaling and centring.
   static std::array<double, 2> arc_point(Index label, double s) {
@@ -51,6 +40,7 @@ class Moons {
   }
 
  private:
+  friend DistributionBase<Moons>;
   template <class Derived>
   void sample_impl(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Index* labels) const {
     auto& out = detail::writable(out_);

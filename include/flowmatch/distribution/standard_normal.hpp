@@ -8,12 +8,13 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 
 namespace flowmatch {
 
 /// N(0, I) in `dim` dimensions: samples with one `rng.normal()` per entry, column by column, and
 /// evaluates log p(x) = -|x|^2 / 2 - dim log(2 pi) / 2.
-class StandardNormal {
+class StandardNormal : public DistributionBase<StandardNormal> {
  public:
   /// Throws InvalidArgument unless dim >= 1.
   explicit StandardNormal(Index dim = 1) : dim_(dim) {
@@ -21,16 +22,6 @@ class StandardNormal {
   }
 
   Index dim() const { return dim_; }
-
-  /// Fills the dim x n matrix `out` with n independent draws.
-  template <class Derived>
-  void sample(Rng& rng, const Eigen::MatrixBase<Derived>& out_) const {
-    auto& out = detail::writable(out_);
-    detail::require_rows("flowmatch::StandardNormal::sample", "out", out.rows(), dim());
-    using S = typename Derived::Scalar;
-    for (Index j = 0; j < out.cols(); ++j)
-      for (Index i = 0; i < dim(); ++i) out(i, j) = static_cast<S>(rng.normal());
-  }
 
   /// Writes log p(x_j) for each column x_j of the dim x n batch x into the n-vector `out`.
   template <class DX, class DOut>
@@ -45,6 +36,16 @@ class StandardNormal {
   }
 
  private:
+  friend DistributionBase<StandardNormal>;
+  template <class Derived>
+  void sample_impl(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Index* /*labels: no classes*/) const {
+    auto& out = detail::writable(out_);
+    detail::require_rows("flowmatch::StandardNormal::sample", "out", out.rows(), dim());
+    using S = typename Derived::Scalar;
+    for (Index j = 0; j < out.cols(); ++j)
+      for (Index i = 0; i < dim(); ++i) out(i, j) = static_cast<S>(rng.normal());
+  }
+
   Index dim_;
 };
 

@@ -8,13 +8,14 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 
 namespace flowmatch {
 
 /// x = scale * (s (cos s, sin s) + noise * eps), s = 1.5 pi (1 + 2 u), u ~ U[0, 1): an
 /// Archimedean spiral of 1.5 turns, radius from 1.5 pi to 4.5 pi before scaling (FFJORD and
 /// torchcfm use noise 1 and scale 1/5; the defaults here draw a thinner roll in about [-3.5, 3.5]^2).
-class SwissRoll {
+class SwissRoll : public DistributionBase<SwissRoll> {
  public:
   /// noise finite and >= 0; scale finite and > 0. Throws InvalidArgument otherwise.
   explicit SwissRoll(double noise = 0.5, double scale = 0.25) : noise_(noise), scale_(scale) {
@@ -30,9 +31,10 @@ class SwissRoll {
   static constexpr double s_min() { return 1.5 * std::numbers::pi; }
   static constexpr double s_max() { return 4.5 * std::numbers::pi; }
 
-  /// Fills the 2 x n matrix `out` with n independent draws.
+ private:
+  friend DistributionBase<SwissRoll>;
   template <class Derived>
-  void sample(Rng& rng, const Eigen::MatrixBase<Derived>& out_) const {
+  void sample_impl(Rng& rng, const Eigen::MatrixBase<Derived>& out_, Index* /*labels: no classes*/) const {
     auto& out = detail::writable(out_);
     detail::require_rows("flowmatch::SwissRoll::sample", "out", out.rows(), 2);
     using S = typename Derived::Scalar;
@@ -44,7 +46,6 @@ class SwissRoll {
     }
   }
 
- private:
   double noise_, scale_;
 };
 

@@ -1,18 +1,21 @@
 #pragma once
 /// \file
 /// Vector fields that feed an MLPVectorField more than [x; t]: Fourier features of the time
-/// (FourierTimeVectorField) and, in class_conditional_field.hpp, a one-hot class label.
+/// (FourierTimeVectorField) and, in conditional_field.hpp, a condition (a one-hot class label or a
+/// context vector).
 
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
+#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
@@ -42,25 +45,33 @@ struct FourierTimeEmbedding {
 
 namespace detail {
 
-/// An MLPVectorField on assembled features [x; fourier(t); onehot(label)] (plus the raw t that the
-/// MLP always appends). The features live in the caller's workspace, sized once per batch size.
+/// Writes no condition rows (an unconditional embedded field).
+struct NoConditionRows {
+  template <class M>
+  void operator()(M&, Index) const {}
+};
+
+/// An MLPVectorField on assembled features [x; fourier(t); condition rows] (plus the raw t that
+/// the MLP always appends). The features live in the caller's workspace, sized once per batch
+/// size. The derived field writes the condition rows (none for FourierTimeVectorField).
 template <Real S, Activation Act>
 class EmbeddedMLP {
  public:
   using Scalar = S;
   using Network = MLPVectorField<S, Act>;
+  static constexpr std::string_view state_scope = "model";
 
   struct Workspace {
     typename Network::Workspace mlp;
     Matrix<S> features;
   };
 
-  EmbeddedMLP(const char* where, Index dim, Index num_frequencies, Index num_classes, std::vector<Index> hidden,
+  EmbeddedMLP(const char* where, Index dim, Index num_frequencies, Index condition_rows, std::vector<Index> hidden,
               std::uint64_t seed)
       : dim_(checked(where, "dim", dim, 1)),
         embedding_{checked(where, "num_frequencies", num_frequencies, 0)},
-        num_classes_(checked(where, "num_classes", num_classes, 0)),
-        net_(dim + 2 * num_frequencies + num_classes, dim, std::move(hidden), seed) {}
+        condition_rows_(checked(where, "condition rows", condition_rows, 0)),
+        net_(dim + 2 * num_frequencies + condition_rows, dim, std::move(hidden), seed) {}
 
   Index dim() const { return dim_; }
   Index num_frequencies() const { return embedding_.num_frequencies; }
@@ -84,42 +95,50 @@ class EmbeddedMLP {
     return v;
   }
 
-  // labels: nullptr (no label rows), else labels(j) in [0, num_classes]; num_classes is the empty
-  // label (all-zero one-hot).
-  template <class DX, TimeArgument T, class DL>
-  const Matrix<S>& assemble(const char* where, const Eigen::MatrixBase<DX>& x, const T& t,
-                            const Eigen::MatrixBase<DL>* labels, Workspace& ws) const {
+  // Checks x and t, sizes ws.features, writes x and the time features, then calls
+  // write_condition(features, row0) for the condition rows [row0, row0 + condition_rows_).
+  template <class DX, TimeArgument T, class WriteCondition>
+  const Matrix<S>& assemble(const char* where, const Eigen::MatrixBase<DX>& x, const T& t, Workspace& ws,
+                            WriteCondition&& write_condition) const {
     require_rows(where, "x", x.rows(), dim_);
     const Index n = x.cols();
     if (n <= 0) throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
     require_unit_times(where, "t", t, n);
-    if (labels) {
-      if ((*labels).size() != n) throw_dimension(where, "labels", "size", (*labels).size(), n);
-      for (Index j = 0; j < n; ++j) {
-        const auto y = static_cast<long long>((*labels)(j));
-        if (y < 0 || y > num_classes_)
-          throw_invalid(where, "labels[" + std::to_string(j) + "]", y,
-                        "a class label must lie in [0, " + std::to_string(num_classes_ - 1) +
-                            "], or be " + std::to_string(num_classes_) + " (the empty label)");
-      }
-    }
-    const Index rows = dim_ + embedding_.rows() + num_classes_;
+    const Index rows = dim_ + embedding_.rows() + condition_rows_;
     if (ws.features.rows() != rows || ws.features.cols() != n) ws.features.resize(rows, n);
     ws.features.topRows(dim_) = x.template cast<S>();
-    if (num_classes_ > 0) ws.features.bottomRows(num_classes_).setZero();
-    for (Index j = 0; j < n; ++j) {
-      embedding_.write(time_at(t, j), ws.features, dim_, j);
-      if (labels) {
-        const auto y = static_cast<Index>((*labels)(j));
-        if (y < num_classes_) ws.features(dim_ + embedding_.rows() + y, j) = S(1);
-      }
-    }
+    for (Index j = 0; j < n; ++j) embedding_.write(time_at(t, j), ws.features, dim_, j);
+    write_condition(ws.features, dim_ + embedding_.rows());
     return ws.features;
+  }
+
+  // The settings every embedded field saves, and the network under "net".
+  void save_common(StateWriter& w, std::string_view type) const {
+    w.text("type", std::string(type));
+    w.integer("dim", dim_);
+    w.integer("num_frequencies", embedding_.num_frequencies);
+    // The network's own state (MLPVectorField::save_state, added with the state protocol).
+    if constexpr (Stateful<Network>) {
+      StateWriter net = w.scope("net");
+      net_.save_state(net);
+    }
+  }
+  void load_common(const StateReader& r, std::string_view type) const {
+    r.expect_text("type", type, "model type");
+    if (r.integer("dim") != dim_)
+      r.fail("holds a field of dimension " + std::to_string(r.integer("dim")) + ", the model passed has " +
+             std::to_string(dim_));
+    if (r.integer("num_frequencies") != embedding_.num_frequencies)
+      r.fail("holds " + std::to_string(r.integer("num_frequencies")) +
+             " Fourier time frequencies, the model passed has " + std::to_string(embedding_.num_frequencies));
+  }
+  void load_network(const StateReader& r) {
+    if constexpr (Stateful<Network>) net_.load_state(r.scope("net"));
   }
 
   Index dim_;
   FourierTimeEmbedding embedding_;
-  Index num_classes_;
+  Index condition_rows_;
   Network net_;
 };
 
@@ -142,19 +161,25 @@ class FourierTimeVectorField : public detail::EmbeddedMLP<S, Act> {
       : Base("flowmatch::FourierTimeVectorField::FourierTimeVectorField", dim, num_frequencies, 0, std::move(hidden),
              seed) {}
 
+  /// State: type "fourier_time_field", dim and num_frequencies, the network under "net".
+  void save_state(StateWriter& w) const { this->save_common(w, "fourier_time_field"); }
+  /// Checks the type and settings (CheckpointMismatchError), then loads the network.
+  void load_state(const StateReader& r) {
+    this->load_common(r, "fourier_time_field");
+    this->load_network(r);
+  }
+
   /// Evaluates u_theta(x, t) (x: dim x n; t one time or one per column) into `out` (dim x n).
   template <class DX, TimeArgument T, class DO>
   void forward(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DO>& out, Workspace& ws) const {
-    const Matrix<S>& f = this->assemble("flowmatch::FourierTimeVectorField::forward", x, t,
-                                        static_cast<const Eigen::MatrixBase<Vector<Index>>*>(nullptr), ws);
+    const Matrix<S>& f = this->assemble("flowmatch::FourierTimeVectorField::forward", x, t, ws, no_condition);
     this->net_.forward(f, t, out, ws.mlp);
   }
 
   /// Forward pass keeping what backward() needs in `ws`.
   template <class DX, TimeArgument T>
   const Matrix<S>& forward_train(const Eigen::MatrixBase<DX>& x, const T& t, Workspace& ws) const {
-    const Matrix<S>& f = this->assemble("flowmatch::FourierTimeVectorField::forward_train", x, t,
-                                        static_cast<const Eigen::MatrixBase<Vector<Index>>*>(nullptr), ws);
+    const Matrix<S>& f = this->assemble("flowmatch::FourierTimeVectorField::forward_train", x, t, ws, no_condition);
     return this->net_.forward_train(f, t, ws.mlp);
   }
 
@@ -163,10 +188,13 @@ class FourierTimeVectorField : public detail::EmbeddedMLP<S, Act> {
   template <class DX, TimeArgument T, class DU>
   double mse_loss_and_gradient(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DU>& target,
                                Workspace& ws) {
-    const Matrix<S>& f = this->assemble("flowmatch::FourierTimeVectorField::mse_loss_and_gradient", x, t,
-                                        static_cast<const Eigen::MatrixBase<Vector<Index>>*>(nullptr), ws);
+    const Matrix<S>& f = this->assemble("flowmatch::FourierTimeVectorField::mse_loss_and_gradient", x, t, ws,
+                                        no_condition);
     return this->net_.mse_loss_and_gradient(f, t, target, ws.mlp);
   }
+
+ private:
+  static constexpr detail::NoConditionRows no_condition{};
 };
 
 }  // namespace flowmatch

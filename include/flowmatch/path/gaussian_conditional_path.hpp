@@ -64,6 +64,7 @@ class GaussianConditionalPath {
   // and coupling; other sources are drawn a whole batch at a time.
   static constexpr bool kSeedSampling =
       std::same_as<Source, StandardNormal> && std::same_as<Coup, IndependentCoupling>;
+  static constexpr bool kCarriesConditions = ConditionalDistribution<Data> && std::same_as<Coup, IndependentCoupling>;
 
  public:
   using alpha_type = Alpha;
@@ -232,29 +233,28 @@ class GaussianConditionalPath {
   /// With another source or coupling: z ~ p_data, then x0 ~ source (a whole batch, held in
   /// batch.x), then the coupling reorders z against x0, then t per column, x = alpha_t z + beta_t x0
   /// and u = alpha'_t z + beta'_t x0.
+  ///
+  /// Conditions: when the data are (z, condition) pairs (a ConditionalDistribution: labelled toy
+  /// data, an Empirical with labels or context vectors, ...) and the coupling is the independent
+  /// one, z is drawn with `p_data().sample_with_condition` and batch.condition holds each column's
+  /// condition (all present): the very draws of the unconditional call, so that conditional and
+  /// unconditional training see the same random numbers. Otherwise batch.condition is cleared
+  /// (kind None): a minibatch OT coupling pairs across conditions and reorders z without them.
   template <Real S>
   void sample_training_batch(Rng& rng, TrainingBatch<S>& batch) const {
     detail::require_rows("flowmatch::GaussianConditionalPath::sample_training_batch", "batch.z",
                          batch.z.rows(), dim());
-    p_data_.sample(rng, batch.z);
+    if constexpr (kCarriesConditions) {
+      p_data_.sample_with_condition(rng, batch.z, batch.condition);
+    } else {
+      p_data_.sample(rng, batch.z);
+      batch.condition.clear();
+    }
     complete_training_batch(rng, batch);
   }
 
-  /// The same for a data distribution with classes (`p_data().sample_labelled(rng, z, labels)`,
-  /// e.g. GaussianMixture, Moons): also writes each column's class into `labels` (resized to the
-  /// batch size). The draws are those of the unlabelled call. Only with the independent coupling (a
-  /// minibatch OT coupling would pair across classes and reorder z without its labels).
-  template <Real S, class Labels>
-    requires requires(const Data& d, Rng& r, Matrix<S>& z, Labels& l) { d.sample_labelled(r, z, l); }
-  void sample_training_batch(Rng& rng, TrainingBatch<S>& batch, Labels& labels) const {
-    static_assert(std::same_as<Coup, IndependentCoupling>,
-                  "flowmatch::GaussianConditionalPath: labelled training batches need the IndependentCoupling "
-                  "(an OT coupling would pair samples of different classes)");
-    detail::require_rows("flowmatch::GaussianConditionalPath::sample_training_batch", "batch.z",
-                         batch.z.rows(), dim());
-    p_data_.sample_labelled(rng, batch.z, labels);
-    complete_training_batch(rng, batch);
-  }
+  /// Whether sample_training_batch fills batch.condition (conditional data, independent coupling).
+  static constexpr bool carries_conditions() { return kCarriesConditions; }
 
  private:
   // Everything after z: x0 (or eps), the coupling, t, x and u. For the seed's N(0, I) source

@@ -8,13 +8,17 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "flowmatch/core/condition.hpp"
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
+#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/distribution/concepts.hpp"
 #include "flowmatch/nn/concepts.hpp"
 #include "flowmatch/optim/concepts.hpp"
 #include "flowmatch/path/concepts.hpp"
@@ -49,34 +53,138 @@ struct TrainerOptions {
   /// With SkipBatch: throw NumericalError once more than this many batches in a row were skipped
   /// (a diverged model never recovers by skipping).
   long long max_consecutive_skips = 100;
+  /// Conditional models only: the probability, in [0, 1), that a sample's condition is dropped
+  /// (its presence flag set to 0) at each step, drawn per sample from the trainer's generator;
+  /// the model then learns the unconditional field too, for classifier-free guidance (0.1 - 0.2
+  /// is usual).
+  double condition_dropout = 0.0;
 };
+
+/// The trainer's own state (scope "trainer"): its step counts and the generator that draws every
+/// batch. CFMTrainer::state_parts() lists it next to the model and the optimizer.
+/// Attributes steps_done, skipped_steps, clipped_steps, consecutive_skips (integers >= 0) and the
+/// tensor "rng" (U64, shape [4]: Rng::state()).
+struct TrainerCounters {
+  Rng rng;
+  long long steps_done = 0;
+  long long skipped_steps = 0;
+  long long clipped_steps = 0;
+  long long consecutive_skips = 0;
+
+  void save_state(StateWriter& w) const {
+    w.integer("steps_done", steps_done);
+    w.integer("skipped_steps", skipped_steps);
+    w.integer("clipped_steps", clipped_steps);
+    w.integer("consecutive_skips", consecutive_skips);
+    w.tensor("rng", rng.state().data(), {4});
+  }
+  /// Checks every count (an integer in [0, steps_done], steps_done >= 0) and the generator's
+  /// state (not all zero) before it changes anything; CheckpointMismatchError otherwise.
+  void load_state(const StateReader& r) {
+    const long long steps = r.integer("steps_done");
+    if (steps < 0) r.fail("holds steps_done = " + std::to_string(steps) + " at '" + r.prefix() + "steps_done' (< 0)");
+    const auto count = [&](const char* name) {
+      const long long v = r.integer(name);
+      if (v < 0 || v > steps)
+        r.fail("holds " + std::string(name) + " = " + std::to_string(v) + " at '" + r.prefix() + name +
+               "', outside [0, steps_done = " + std::to_string(steps) + "]");
+      return v;
+    };
+    const long long skipped = count("skipped_steps"), clipped = count("clipped_steps"),
+                    consecutive = count("consecutive_skips");
+    if (consecutive > skipped)
+      r.fail("holds consecutive_skips = " + std::to_string(consecutive) + " > skipped_steps = " +
+             std::to_string(skipped));
+    Rng::State state{};
+    r.read("rng", {4}, state.data());
+    if (state[0] == 0 && state[1] == 0 && state[2] == 0 && state[3] == 0)
+      r.fail("holds the all-zero generator state at '" + r.prefix() + "rng' (not a valid xoshiro256++ state)");
+    rng.set_state(state);
+    steps_done = steps;
+    skipped_steps = skipped;
+    clipped_steps = clipped;
+    consecutive_skips = consecutive;
+  }
+};
+
+namespace detail {
+
+/// Calls every callback with `p`; false if any of those that return bool returned false (all are
+/// called either way).
+template <class... Callbacks>
+bool call_callbacks(const TrainProgress& p, Callbacks&... callbacks) {
+  bool go_on = true;
+  const auto one = [&](auto& cb) {
+    if constexpr (std::is_same_v<std::invoke_result_t<decltype(cb), const TrainProgress&>, bool>) {
+      if (!cb(p)) go_on = false;
+    } else {
+      cb(p);
+    }
+  };
+  (one(callbacks), ...);
+  return go_on;
+}
+
+template <class Model, class S>
+concept FusedLoss = requires(Model& m, TrainingBatch<S>& b, typename Model::Workspace& ws) {
+  m.mse_loss_and_gradient(b.x, b.t, b.u, ws);
+};
+template <class Model, class S>
+concept FusedConditionalLoss = requires(Model& m, TrainingBatch<S>& b, typename Model::Workspace& ws) {
+  m.mse_loss_and_gradient(b.x, b.t, b.condition, b.u, ws);
+};
+
+}  // namespace detail
 
 /// Conditional flow matching (Lipman et al., 2023): each step draws a fresh batch
 /// (z ~ p_data, t ~ U[0, 1), x ~ p_t(. | z)), and takes one optimizer step on
 ///   L(theta) = mean over the batch and the d coordinates of (u_theta(x, t) - u_t(x | z))^2,
-/// the seed's `torch.mean((u_theta - u_ref) ** 2)`. The same seed gives the same run.
+/// the reference implementation's `torch.mean((u_theta - u_ref) ** 2)`. The same seed gives the
+/// same run.
+///
+/// One trainer for unconditional and conditional models. With a conditional model (a
+/// TrainableConditionalField: ConditionalVectorField for class labels or context vectors) the
+/// path's batches carry each sample's condition (batch.condition, filled by the path from
+/// conditional data, e.g. a GaussianConditionalPath over labelled toy data or an Empirical with a
+/// context matrix); the trainer drops each one with probability options().condition_dropout
+/// (drawn from its generator after the batch) and hands the batch's condition to the model:
+///   L(theta) = mean (u_theta(x, t | c) - u_t(x | z))^2.
+/// A condition of another kind than the model's, or none, throws InvalidArgument.
 ///
 /// The trainer holds a copy of the path and references to the model and the optimizer, which
 /// must outlive it. All buffers are sized on the first step of a batch size; later steps allocate
-/// nothing (guards and clipping included).
+/// nothing (guards, clipping and condition dropout included).
 ///
 /// Guards (TrainerOptions): every step checks its loss, and optionally the gradient's norm, before
 /// the update; a non-finite value throws NumericalError naming the step (the model and optimizer
 /// are left as after the last good step) or, by policy, skips the batch. Optional clipping of the
 /// gradient by its global norm.
-template <ConditionalPath Path, TrainableVectorField Model, Optimizer Opt>
+///
+/// State: state_parts() lists the model ("model"), the optimizer ("optimizer") and the trainer's
+/// own counters and generator ("trainer", TrainerCounters): saving and loading those three resumes
+/// a run exactly.
+template <ConditionalPath Path, class Model, Optimizer Opt>
+  requires TrainableVectorField<Model> || TrainableConditionalField<Model>
 class CFMTrainer {
  public:
   using Scalar = typename Model::Scalar;
   static_assert(std::same_as<Scalar, typename Opt::Scalar>,
                 "flowmatch::CFMTrainer: the optimizer's scalar type must be the model's scalar type "
                 "(for example MLPVectorField<float> with Adam<float>).");
+  /// Whether the model takes a condition (a TrainableConditionalField).
+  static constexpr bool kConditional = TrainableConditionalField<Model>;
+  /// Whether the model has the fused mse_loss_and_gradient (else forward_train, then backward).
+  static constexpr bool kFused =
+      kConditional ? detail::FusedConditionalLoss<Model, Scalar> : detail::FusedLoss<Model, Scalar>;
 
   CFMTrainer(Path path, Model& model, Opt& optimizer, std::uint64_t seed = 0, TrainerOptions options = {})
-      : path_(std::move(path)), model_(model), optimizer_(optimizer), rng_(seed) {
+      : path_(std::move(path)), model_(model), optimizer_(optimizer) {
+    constexpr const char* where = "flowmatch::CFMTrainer::CFMTrainer";
+    counters_.rng.seed(seed);
     if (static_cast<Index>(path_.dim()) != static_cast<Index>(model_.dim()))
-      detail::throw_dimension("flowmatch::CFMTrainer::CFMTrainer", "model", "dimension",
-                              static_cast<long long>(model_.dim()), static_cast<long long>(path_.dim()));
+      detail::throw_dimension(where, "model", "dimension", static_cast<long long>(model_.dim()),
+                              static_cast<long long>(path_.dim()));
+    if constexpr (kConditional) check_data_condition(where);
     set_options(options);
   }
 
@@ -87,6 +195,11 @@ class CFMTrainer {
       detail::throw_invalid(where, "max_grad_norm", options.max_grad_norm, "must be finite and >= 0 (0: no clipping)");
     if (options.max_consecutive_skips < 1)
       detail::throw_invalid(where, "max_consecutive_skips", options.max_consecutive_skips, "must be at least 1");
+    if (!(options.condition_dropout >= 0.0 && options.condition_dropout < 1.0))
+      detail::throw_invalid(where, "condition_dropout", options.condition_dropout, "must lie in [0, 1)");
+    if (!kConditional && options.condition_dropout != 0.0)
+      detail::throw_invalid(where, "condition_dropout", options.condition_dropout,
+                            "needs a conditional model (this one takes no condition)");
     options_ = options;
   }
 
@@ -99,17 +212,17 @@ class CFMTrainer {
     if (batch_size <= 0)
       detail::throw_invalid("flowmatch::CFMTrainer::step", "batch_size", batch_size, "must be at least 1");
     batch_.resize(path_.dim(), batch_size);
-    path_.sample_training_batch(rng_, batch_);
+    path_.sample_training_batch(counters_.rng, batch_);
+    if constexpr (kConditional) prepare_condition();
     double loss = 0.0;
-    if constexpr (requires { model_.mse_loss_and_gradient(batch_.x, batch_.t, batch_.u, ws_); }) {
+    if constexpr (kFused) {
       // One fused pass (forward and backward block by block); the parameters are untouched until
       // the optimizer step below.
-      loss = model_.mse_loss_and_gradient(batch_.x, batch_.t, batch_.u, ws_);
+      loss = fused_loss();
       if (!std::isfinite(loss)) return reject("loss", loss);
     } else {
       if (grad_out_.cols() != batch_size || grad_out_.rows() != path_.dim()) grad_out_.resize(path_.dim(), batch_size);
-      const Matrix<Scalar>& out = model_.forward_train(batch_.x, batch_.t, ws_);
-      grad_out_.noalias() = out - batch_.u;
+      grad_out_.noalias() = forward_train() - batch_.u;
       const double count = static_cast<double>(grad_out_.size());
       loss = static_cast<double>(grad_out_.squaredNorm()) / count;
       if (!std::isfinite(loss)) return reject("loss", loss);
@@ -123,20 +236,20 @@ class CFMTrainer {
       if (!std::isfinite(norm)) return reject("gradient norm", norm);
       if (options_.max_grad_norm > 0.0 && norm > options_.max_grad_norm) {
         model_.gradients() *= static_cast<Scalar>(options_.max_grad_norm / norm);
-        ++clipped_steps_;
+        ++counters_.clipped_steps;
       }
     }
     optimizer_.step(model_.parameters(), model_.gradients());
-    ++steps_done_;
-    consecutive_skips_ = 0;
+    ++counters_.steps_done;
+    counters_.consecutive_skips = 0;
     return loss;
   }
 
   /// Runs `num_steps` steps at `batch_size` and returns their losses. After each step it calls
-  /// `callback(const TrainProgress&)` if one is given; a callback that returns bool stops training
-  /// by returning false.
-  template <class Callback = std::nullptr_t>
-  std::vector<double> train(long long num_steps, Index batch_size, Callback&& callback = nullptr) {
+  /// every callback `callback(const TrainProgress&)`, in order; training stops after the step if
+  /// any callback that returns bool returned false.
+  template <class... Callbacks>
+  std::vector<double> train(long long num_steps, Index batch_size, Callbacks&&... callbacks) {
     constexpr const char* where = "flowmatch::CFMTrainer::train";
     if (num_steps < 0) detail::throw_invalid(where, "num_steps", num_steps, "must be >= 0");
     if (batch_size <= 0) detail::throw_invalid(where, "batch_size", batch_size, "must be at least 1");
@@ -144,24 +257,26 @@ class CFMTrainer {
     losses.reserve(static_cast<std::size_t>(num_steps));
     const auto start = std::chrono::steady_clock::now();
     for (long long k = 1; k <= num_steps; ++k) {
-      const long long skipped_before = skipped_steps_;
+      const long long skipped_before = counters_.skipped_steps;
       losses.push_back(step(batch_size));
-      if constexpr (!std::is_same_v<std::decay_t<Callback>, std::nullptr_t>) {
+      if constexpr (sizeof...(Callbacks) > 0) {
         TrainProgress p;
         p.step = k;
         p.num_steps = num_steps;
         p.loss = losses.back();
-        p.steps_done = steps_done_;
-        p.skipped = skipped_steps_ != skipped_before;
+        p.steps_done = counters_.steps_done;
+        p.skipped = counters_.skipped_steps != skipped_before;
         p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if constexpr (std::is_same_v<std::invoke_result_t<Callback&, const TrainProgress&>, bool>) {
-          if (!callback(static_cast<const TrainProgress&>(p))) break;
-        } else {
-          callback(static_cast<const TrainProgress&>(p));
-        }
+        if (!detail::call_callbacks(p, callbacks...)) break;
       }
     }
     return losses;
+  }
+
+  /// The parts a checkpoint saves: the model, the optimizer and the trainer's counters.
+  auto state_parts() {
+    return std::make_tuple(state_part("model", model_), state_part("optimizer", optimizer_),
+                           state_part("trainer", counters_));
   }
 
   const Path& path() const { return path_; }
@@ -169,55 +284,113 @@ class CFMTrainer {
   const Model& model() const { return model_; }
   Opt& optimizer() { return optimizer_; }
   const Opt& optimizer() const { return optimizer_; }
-  /// The generator that draws every batch (its state is what a checkpoint must save).
-  Rng& rng() { return rng_; }
-  const Rng& rng() const { return rng_; }
+  /// The generator that draws every batch (and the condition dropout).
+  Rng& rng() { return counters_.rng; }
+  const Rng& rng() const { return counters_.rng; }
+  /// The step counts and the generator (the "trainer" part of state_parts()).
+  TrainerCounters& counters() { return counters_; }
+  const TrainerCounters& counters() const { return counters_; }
   /// Steps taken by this trainer over its lifetime (skipped batches included; a step that threw is
   /// not counted).
-  long long steps_done() const { return steps_done_; }
+  long long steps_done() const { return counters_.steps_done; }
   /// Sets the step count (checkpoints restore it; it numbers the steps in error messages).
   void set_steps_done(long long steps) {
     if (steps < 0) detail::throw_invalid("flowmatch::CFMTrainer::set_steps_done", "steps", steps, "must be >= 0");
-    steps_done_ = steps;
+    counters_.steps_done = steps;
   }
   /// Batches skipped under NonFinitePolicy::SkipBatch, over the trainer's lifetime.
-  long long skipped_steps() const { return skipped_steps_; }
+  long long skipped_steps() const { return counters_.skipped_steps; }
   /// Steps whose gradient was scaled down by clipping.
-  long long clipped_steps() const { return clipped_steps_; }
+  long long clipped_steps() const { return counters_.clipped_steps; }
   /// The gradient norm of the last step that computed it (check_gradient or clipping), before clipping.
   double last_gradient_norm() const { return last_gradient_norm_; }
-  /// The batch of the last step (z, t, x and the target u).
+  /// The batch of the last step (z, t, x, the target u, and the condition after dropout).
   const TrainingBatch<Scalar>& last_batch() const { return batch_; }
 
  private:
   Path path_;
   Model& model_;
   Opt& optimizer_;
-  Rng rng_;
+  TrainerCounters counters_;
   TrainingBatch<Scalar> batch_;
   typename Model::Workspace ws_;
   Matrix<Scalar> grad_out_;
-  long long steps_done_ = 0;
-  long long skipped_steps_ = 0;
-  long long clipped_steps_ = 0;
-  long long consecutive_skips_ = 0;
   double last_gradient_norm_ = 0.0;
   TrainerOptions options_;
 
+  // The model's loss pass on the batch, with the condition for a conditional model.
+  double fused_loss()
+  {
+    if constexpr (kConditional) return model_.mse_loss_and_gradient(batch_.x, batch_.t, batch_.condition, batch_.u, ws_);
+    else return model_.mse_loss_and_gradient(batch_.x, batch_.t, batch_.u, ws_);
+  }
+  const Matrix<Scalar>& forward_train() {
+    if constexpr (kConditional) return model_.forward_train(batch_.x, batch_.t, batch_.condition, ws_);
+    else return model_.forward_train(batch_.x, batch_.t, ws_);
+  }
+
+  // The batch's condition must be the model's kind; then condition dropout.
+  void prepare_condition() {
+    ConditionBatch<Scalar>& c = batch_.condition;
+    if (c.kind != model_.condition_kind())
+      detail::throw_invalid("flowmatch::CFMTrainer::step", "batch.condition.kind",
+                            std::string(condition_kind_name(c.kind)),
+                            "the model takes a condition of kind '" +
+                                std::string(condition_kind_name(model_.condition_kind())) +
+                                "': train it on conditional data of that kind (with the independent coupling)");
+    if (options_.condition_dropout > 0.0)
+      for (Index j = 0; j < c.present.size(); ++j)
+        if (counters_.rng.uniform() < options_.condition_dropout) c.present(j) = Scalar(0);
+  }
+
+  // At construction, where the path says what its data are: the data's condition must be the
+  // model's (kind, number of classes, context dimension).
+  void check_data_condition(const char* where) const {
+    if constexpr (requires(const Path& p) { p.p_data(); }) {
+      using Data = std::remove_cvref_t<decltype(path_.p_data())>;
+      const ConditionKind want = model_.condition_kind();
+      if constexpr (ConditionalDistribution<Data>) {
+        const auto& data = path_.p_data();
+        if constexpr (requires { Path::carries_conditions(); })
+          if (!Path::carries_conditions())
+            detail::throw_invalid(where, "model", std::string(condition_kind_name(want)),
+                                  "takes a condition, but the path's batches carry none (its coupling pairs "
+                                  "across conditions: conditional data need the independent coupling)");
+        if (data.condition_kind() != want)
+          detail::throw_invalid(where, "model", std::string(condition_kind_name(want)),
+                                "takes a condition of that kind, the path's data have '" +
+                                    std::string(condition_kind_name(data.condition_kind())) + "'");
+        if constexpr (requires { data.num_classes(); model_.num_classes(); })
+          if (want == ConditionKind::Label && static_cast<long long>(data.num_classes()) != model_.num_classes())
+            detail::throw_dimension(where, "model", "number of classes", static_cast<long long>(model_.num_classes()),
+                                    static_cast<long long>(data.num_classes()));
+        if constexpr (requires { data.condition_dim(); model_.condition_dim(); })
+          if (want == ConditionKind::Vector &&
+              static_cast<long long>(data.condition_dim()) != static_cast<long long>(model_.condition_dim()))
+            detail::throw_dimension(where, "model", "condition dimension",
+                                    static_cast<long long>(model_.condition_dim()),
+                                    static_cast<long long>(data.condition_dim()));
+      } else {
+        detail::throw_invalid(where, "model", std::string(condition_kind_name(want)),
+                              "takes a condition, but the path's data distribution has none");
+      }
+    }
+  }
+
   // A non-finite `what` at the step being taken: throw, or skip the batch (see step()).
   double reject(const char* what, double value) {
-    const long long step = steps_done_ + 1;
+    const long long step = counters_.steps_done + 1;
     if (options_.on_non_finite == NonFinitePolicy::SkipBatch) {
-      if (consecutive_skips_ + 1 > options_.max_consecutive_skips)
+      if (counters_.consecutive_skips + 1 > options_.max_consecutive_skips)
         throw NumericalError("flowmatch::CFMTrainer::step: the " + std::string(what) + " is " +
                              detail::to_string_value(value) + " at step " + std::to_string(step) + ", the " +
-                             std::to_string(consecutive_skips_ + 1) +
+                             std::to_string(counters_.consecutive_skips + 1) +
                              "th non-finite batch in a row (max_consecutive_skips = " +
                              std::to_string(options_.max_consecutive_skips) +
                              "); the model and optimizer are left at the last good step");
-      ++consecutive_skips_;
-      ++skipped_steps_;
-      ++steps_done_;
+      ++counters_.consecutive_skips;
+      ++counters_.skipped_steps;
+      ++counters_.steps_done;
       return std::numeric_limits<double>::quiet_NaN();
     }
     throw NumericalError("flowmatch::CFMTrainer::step: the " + std::string(what) + " is " +
