@@ -10,13 +10,13 @@
 #include <type_traits>
 #include <vector>
 
-#include <flowmatch/metrics/assignment.hpp>
 #include <flowmatch/coupling/concepts.hpp>
 #include <flowmatch/coupling/independent.hpp>
 #include <flowmatch/coupling/minibatch_ot.hpp>
 #include <flowmatch/distribution/gaussian.hpp>
 #include <flowmatch/distribution/gaussian_mixture.hpp>
 #include <flowmatch/distribution/standard_normal.hpp>
+#include <flowmatch/ot/assignment.hpp>
 #include <flowmatch/path/concepts.hpp>
 #include <flowmatch/path/gaussian_conditional_path.hpp>
 #include <flowmatch/schedule/linear_alpha.hpp>
