@@ -1,5 +1,5 @@
 // MLPVectorField<float, SiLU> runs its first two layers through the AVX-512 kernels of
-// nn/mlp_avx512.hpp when the build targets a CPU with AVX-512F and the shape fits (fast_path()).
+// nn/detail/mlp_avx512.hpp when the build targets a CPU with AVX-512F and the shape fits (fast_path()).
 // These tests pin the kernels to the portable double-precision computation on the same
 // parameters: outputs, gradients and the fused mse_loss_and_gradient, across shapes (second-layer
 // widths 1 to 16, fan-ins 1 to 8, two to four layers), batch sizes across block boundaries and
@@ -168,7 +168,7 @@ TEST_CASE("MLPVectorField passes flush denormals only inside their own scope", "
 
 #if defined(__AVX512F__)
 #include <cmath>
-#include <flowmatch/nn/mlp_avx512.hpp>
+#include <flowmatch/nn/detail/mlp_avx512.hpp>
 
 TEST_CASE("The AVX-512 inference SiLU kernel equals t sigmoid(-t ln 2) in double over the float range", "[nn][mlp][fast]") {
   // silu_log2 takes the pre-activation scaled by -log2(e), t = fl(-log2(e) z), and returns
