@@ -43,6 +43,7 @@
 #include "flowmatch/ode/learned_vector_field_ode.hpp"
 #include "flowmatch/ode/log_likelihood.hpp"
 #include "flowmatch/ode/simulator.hpp"
+#include "flowmatch/ode/stepper_registry.hpp"
 #include "flowmatch/optim/adam.hpp"
 #include "flowmatch/optim/adamw.hpp"
 #include "flowmatch/optim/concepts.hpp"

@@ -187,7 +187,7 @@ std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, cons
               "real training images %.3f\n", static_cast<long long>(n), static_cast<long long>(per_class),
               static_cast<long long>(n), rows.back().frechet);
 
-  const ff::Solver solver = ff::parse_solver(opt.solver);
+  const std::string& solver = opt.solver;
   const fm::Index ode_steps = ff::solver_steps(solver, opt.nfe);
   fm::Vector<fm::Index> labels(n);
   for (fm::Index j = 0; j < n; ++j) labels(j) = j / per_class;
@@ -334,7 +334,7 @@ int run(const Options& opt) {
 
   // ---------------------------------------------------------------- sampling: the grids
   const ff::Model sampler = flow.ema_model();
-  const ff::Solver solver = ff::parse_solver(opt.solver);
+  const std::string& solver = opt.solver;
   const fm::Index ode_steps = ff::solver_steps(solver, opt.nfe);
   fm::Vector<fm::Index> grid_labels(100);
   for (fm::Index j = 0; j < 100; ++j) grid_labels(j) = j / 10;
@@ -411,8 +411,9 @@ int main(int argc, char** argv) {
   app.add_option("--frequencies", opt.frequencies, "Fourier time frequencies")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--guidance", opt.guidance, "guidance weights w (one grid each; 0 = no guidance)")->capture_default_str();
   app.add_option("--grid-guidance", opt.grid_guidance, "guidance weight of grid.png")->capture_default_str();
-  app.add_option("--solver", opt.solver, "ODE solver: euler, midpoint, heun or rk4")
-      ->check(CLI::IsMember({"euler", "midpoint", "heun", "rk4"}))->capture_default_str();
+  const auto solvers = fm::stepper_names();
+  app.add_option("--solver", opt.solver, "ODE solver: " + fm::stepper_name_list())
+      ->check(CLI::IsMember(std::vector<std::string>(solvers.begin(), solvers.end())))->capture_default_str();
   app.add_option("--nfe", opt.nfe, "evaluations of the guided field per sample (steps = nfe / solver stages)")
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--save", opt.save, "final checkpoint (default OUT/fashion.fmck; the EMA weights go to <name>-ema.fmck)");

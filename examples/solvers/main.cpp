@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <flowmatch.hpp>
@@ -70,7 +71,7 @@ Run run_fixed(ODE& ode, const fm::Matrix<float>& x0, const fm::Matrix<float>& ta
   const auto start = Clock::now();
   const fm::Index used = sim.simulate_inplace(x, 0.0, 1.0, nfe / St::stages);
   const double ms = 1e3 * std::chrono::duration<double>(Clock::now() - start).count();
-  return score(St::name, static_cast<long long>(used), ms, x, target, reference);
+  return score(std::string(St::name), static_cast<long long>(used), ms, x, target, reference);
 }
 
 Run run_dopri(ODE& ode, const fm::Matrix<float>& x0, const fm::Matrix<float>& target, const fm::Matrix<double>& reference,
@@ -117,14 +118,15 @@ int run(const Options& opt) {
   const fm::Matrix<double> reference = ref_f.cast<double>();
 
   const std::vector<long long> nfes{1, 2, 4, 8, 16, 32, 64, 128};
-  const std::vector<std::string> fixed{"euler", "midpoint", "heun", "rk4"};
+  // Every fixed-step stepper of the registry (ode/stepper_registry.hpp), at each NFE it can spend.
+  const auto names = fm::stepper_names();
+  const std::vector<std::string> fixed(names.begin(), names.end());
   std::vector<Run> runs;
-  for (long long nfe : nfes) {
-    runs.push_back(run_fixed<fm::EulerStepper<float>>(ode, x0, target, reference, nfe));
-    if (nfe >= 2) runs.push_back(run_fixed<fm::MidpointStepper<float>>(ode, x0, target, reference, nfe));
-    if (nfe >= 2) runs.push_back(run_fixed<fm::HeunStepper<float>>(ode, x0, target, reference, nfe));
-    if (nfe >= 4) runs.push_back(run_fixed<fm::RK4Stepper<float>>(ode, x0, target, reference, nfe));
-  }
+  for (long long nfe : nfes)
+    for (const std::string& name : fixed)
+      fm::visit_stepper<float>(name, [&]<class St>(std::type_identity<St>) {
+        if (nfe >= St::stages) runs.push_back(run_fixed<St>(ode, x0, target, reference, nfe));
+      });
   std::vector<Run> adaptive;
   for (double tol : {1e-1, 1e-2, 1e-3, 1e-4, 1e-5}) adaptive.push_back(run_dopri(ode, x0, target, reference, tol));
 
