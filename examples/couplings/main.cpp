@@ -1,5 +1,5 @@
 // couplings: independent vs minibatch optimal-transport (OT-CFM) couplings. Trains the same model
-// with each coupling on two problems (8 gaussians -> moons, and the seed's N(0, I) -> 11-mode
+// with each coupling on two problems (8 gaussians -> moons, and the reference workload's N(0, I) -> 11-mode
 // mixture), on the straight path x_t = t x1 + (1 - t) x0, then samples each with Euler at
 // NFE = 1, 2, 4, 8, 100 and prints the exact W2 distance of the samples to a fresh target sample.
 // OT pairs cross less, so the learned flow is straighter and few-step sampling is better.

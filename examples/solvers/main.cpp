@@ -1,4 +1,4 @@
-// solvers: trains the seed workload once (11-mode Gaussian mixture, alpha_t = t, beta_t = sqrt(1 - t),
+// solvers: trains the reference workload once (11-mode Gaussian mixture, alpha_t = t, beta_t = sqrt(1 - t),
 // MLP [x, t] -> 1024 -> 16 -> 2), then samples it with every ODE solver at a range of NFE (drift
 // evaluations) and scores each run by the exact W2 distance to fresh target samples; also the
 // model's log-likelihood of held-out target samples next to their true log-density.
@@ -162,7 +162,7 @@ int run(const Options& opt) {
 
   {
     plt::Figure fig(1, 2, 620, 500);
-    fig.set_title("ODE solvers on the trained seed model: quality against drift evaluations (NFE)");
+    fig.set_title("ODE solvers on the trained reference-workload model: quality against drift evaluations (NFE)");
     plt::Axes& a_w2 = fig.at(0, 0);
     plt::Axes& a_rms = fig.at(0, 1);
     a_w2.set_xlabel("log2 NFE").set_ylabel("W2 to target samples").set_title("W2 to fresh target samples").set_grid(true);

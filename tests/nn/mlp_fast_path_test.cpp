@@ -44,7 +44,7 @@ double rel(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
 TEST_CASE("MLPVectorField float SiLU fast path agrees with the double computation", "[nn][mlp][fast]") {
   ThreadsGuard guard;
   const std::vector<Shape> shapes = {
-      {2, 2, {1024, 16}, true},     // the seed
+      {2, 2, {1024, 16}, true},     // the reference workload
       {3, 3, {64, 7}, true},        // second layer narrower than 16 (padded)
       {1, 1, {32, 1}, true},        // fan-in 2, a single second-layer unit
       {7, 2, {48, 16}, true},       // fan-in 8, the largest the kernels take
@@ -69,7 +69,7 @@ TEST_CASE("MLPVectorField float SiLU fast path agrees with the double computatio
       Matrix<double> x(sh.in, n), target(sh.out, n);
       RowVector<double> t(n);
       rng.fill_normal(x);
-      x *= 4.0;  // the seed's data reach |x| of 10 and more
+      x *= 4.0;  // the reference workload's data reach |x| of 10 and more
       rng.fill_normal(target);
       rng.fill_uniform(t);
       const Matrix<float> xf = x.cast<float>(), targetf = target.cast<float>();
@@ -237,7 +237,7 @@ TEST_CASE("The AVX-512 inference SiLU without its cap gives the same bits wherev
 
 // Runs on both paths: without AVX-512 it checks the portable float path on the same inputs.
 TEST_CASE("MLPVectorField float inference agrees with double where some columns need the SiLU's cap", "[nn][mlp][fast]") {
-  // The seed's shape. Columns 16-40 are scaled up until the bound on the scaled pre-activations
+  // The reference workload's shape. Columns 16-40 are scaled up until the bound on the scaled pre-activations
   // passes the kernel's limit: the groups of 16 holding them run with the cap, the others without.
   ThreadsGuard guard;
   MLPVectorField<float> mf(2, {1024, 16}, std::uint64_t{5});

@@ -38,8 +38,8 @@ namespace flowmatch {
 ///
 /// Speed: both passes walk the batch in blocks of 32 columns, layer after layer, so that a block's
 /// activations stay in cache between one layer and the next (the 1024-wide hidden layer of the
-/// seed is 4 MB per 1000 samples: bigger than L2). A first layer with a small fan-in (the seed's
-/// [x, t] has 3 inputs) is a few fused axpys instead of a matrix product. The blocks are shared among
+/// reference workload is 4 MB per 1000 samples: bigger than L2). A first layer with a small
+/// fan-in (the reference workload's [x, t] has 3 inputs) is a few fused axpys instead of a matrix product. The blocks are shared among
 /// `flowmatch::num_threads()` threads of flowmatch's pool (block k always goes to thread
 /// k % threads); each thread sums its own weight gradients and the threads' sums are added in a
 /// fixed order, so results are deterministic for a given thread count.
@@ -278,7 +278,7 @@ class MLPVectorField {
   /// Whether the passes use the AVX-512 kernels of nn/detail/mlp_avx512.hpp (through
   /// nn/detail/mlp_fast_path.hpp): float with SiLU in a build for a CPU with AVX-512F, a first
   /// layer with at most 8 inputs (x and t) and a multiple of 16 units, followed by a layer of at
-  /// most 16 units (the seed's 3 -> 1024 -> 16 -> 2 qualifies). Everything else takes the
+  /// most 16 units (the reference workload's 3 -> 1024 -> 16 -> 2 qualifies). Everything else takes the
   /// portable Eigen path; both compute the same function.
   bool fast_path() const {
     if constexpr (kFastKernels) return FastPath::shape_fits(*this);

@@ -54,7 +54,7 @@ struct TrainerOptions {
 /// Conditional flow matching (Lipman et al., 2023): each step draws a fresh batch
 /// (z ~ p_data, t ~ U[0, 1), x ~ p_t(. | z)), and takes one optimizer step on
 ///   L(theta) = mean over the batch and the d coordinates of (u_theta(x, t) - u_t(x | z))^2,
-/// the seed's `torch.mean((u_theta - u_ref) ** 2)`. The same seed gives the same run.
+/// the reference implementation's `torch.mean((u_theta - u_ref) ** 2)`. The same seed gives the same run.
 ///
 /// The trainer holds a copy of the path and references to the model and the optimizer, which
 /// must outlive it. All buffers are sized on the first step of a batch size; later steps allocate

@@ -17,14 +17,14 @@ inline constexpr Index kLazyProduct = 4096;
 /// buffers of kc x mc and kc x nc scalars (kc, mc, nc at most the inner, row and column sizes,
 /// otherwise chosen from the CPU's cache sizes), on the stack up to EIGEN_STACK_ALLOCATION_LIMIT
 /// bytes and on the heap above. A product whose K x M and K x N fit under the limit is one
-/// product (the seed's are); a bigger one is split into pieces of at most 256 along K and
+/// product (the reference workload's are); a bigger one is split into pieces of at most 256 along K and
 /// limit / 256 along M and N, which fit whatever the layer widths and the caches.
 template <bool Add, class S, class Dst, class Lhs, class Rhs>
 void product_in_pieces(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
   constexpr Index limit = static_cast<Index>(EIGEN_STACK_ALLOCATION_LIMIT / sizeof(S));
   const Index M = lhs.rows(), K = lhs.cols(), N = rhs.cols();
   if (M * N * K <= kLazyProduct) {
-    // Tiny products (the seed's 16 -> 2 output layer): coefficient by coefficient, which skips
+    // Tiny products (the reference workload's 16 -> 2 output layer): coefficient by coefficient, which skips
     // the GEMM's packing and blocking set-up that would cost more than the arithmetic.
     if constexpr (Add) dst.noalias() += lhs.lazyProduct(rhs);
     else dst.noalias() = lhs.lazyProduct(rhs);

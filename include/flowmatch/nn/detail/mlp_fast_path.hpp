@@ -112,7 +112,7 @@ struct MLPFastPath {
                                                            const Workspace& ws, Thread& th, Index j0, Index nb) {
     const Index L = m.num_layers();
     // Layers 0 and 1 by one AVX-512 kernel, 16 columns at a time with everything in registers;
-    // a third and last layer of at most 16 outputs too (the seed's shape).
+    // a third and last layer of at most 16 outputs too (the reference workload's shape).
     const Index K = m.fan_out(0), M = m.fan_out(1), F = m.fan_in(0);
     const bool whole = L == 3 && m.fan_out(2) <= 16;
     const avx512::OutputLayer last{m.bias(1).data(), whole ? m.weight(2).data() : nullptr,
