@@ -20,27 +20,16 @@
 #include "plot.hpp"
 #include "progress.hpp"
 
-#ifndef FLOWMATCH_DEFAULT_OUT
-#define FLOWMATCH_DEFAULT_OUT "out/solvers"
-#endif
-
 namespace fm = flowmatch;
 namespace plt = flowmatch::plot;
 
 namespace {
 
-struct Options {
-  long long steps = 5000;
-  long long batch = 1000;
-  double lr = 1e-3;
-  long long seed = 0;
+struct Options : fm::examples::CommonOptions {
   long long samples = 1000;
   long long heldout = 1000;
   long long likelihood_steps = 100;
   long long probes = 1;
-  long long threads = std::max(1u, std::thread::hardware_concurrency());
-  std::string out = FLOWMATCH_DEFAULT_OUT;
-  std::vector<long long> hidden{1024, 16};
 };
 
 using Model = fm::MLPVectorField<float, fm::SiLU>;
@@ -220,7 +209,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"solvers: sample quality (exact W2) of every ODE solver against NFE, and the model's log-likelihood"};
-  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.min_steps = 0});
+  fm::examples::add_common_options(app, opt, {.min_steps = 0});
   app.add_option("--samples", opt.samples, "samples per solver run (and fresh target samples for W2)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--heldout", opt.heldout, "held-out target samples for the log-likelihood")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--likelihood-steps", opt.likelihood_steps, "RK4 steps of the log-likelihood integration")->check(fm::examples::at_least(1))->capture_default_str();
