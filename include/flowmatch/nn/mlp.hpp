@@ -16,7 +16,6 @@
 #include "flowmatch/core/denormals.hpp"
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
-#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/thread_pool.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
@@ -40,7 +39,10 @@ namespace flowmatch {
 /// "double", activation = Act::name(), widths = layer_widths() (e.g. [784,512,128,10]); tensors
 /// "<2l>.weight" [fan_out, fan_in] and "<2l>.bias" [fan_out] for layer l (nn.Sequential
 /// numbering: linear layers at 0, 2, 4, ...), the keys of PyTorch's
-/// nn.Sequential(Linear, act, Linear, ...).state_dict().
+/// nn.Sequential(Linear, act, Linear, ...).state_dict(). save_state / load_state take the
+/// StateWriter / StateReader as template parameters, so that this header does not include
+/// core/state.hpp (today's io/checkpoint.hpp defines the same exception classes; once io/ is
+/// built on core/state.hpp they can take StateWriter& / const StateReader& directly).
 template <Real S = float, Activation Act = SiLU>
 class MLP {
  public:
@@ -185,7 +187,8 @@ class MLP {
   }
 
   /// Writes the state described in the class comment.
-  void save_state(StateWriter& w) const {
+  template <class Writer>  // StateWriter
+  void save_state(Writer& w) const {
     w.text("type", "mlp");
     w.text("scalar", std::is_same_v<S, float> ? "float" : "double");
     w.text("activation", std::string(Act::name()));
@@ -198,7 +201,8 @@ class MLP {
 
   /// Reads that state, checking the type, scalar, activation, widths, every tensor's dtype and
   /// shape and that every value is finite before changing the parameters (CheckpointMismatchError).
-  void load_state(const StateReader& r) {
+  template <class Reader>  // StateReader
+  void load_state(const Reader& r) {
     r.expect_text("type", "mlp", "model type");
     r.expect_text("scalar", std::is_same_v<S, float> ? "float" : "double", "scalar type");
     r.expect_text("activation", Act::name(), "activation");

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "flowmatch/core/error.hpp"
-#include "flowmatch/core/state.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
 #include "flowmatch/nn/mlp.hpp"
@@ -132,13 +131,15 @@ class MLPClassifier {
   }
 
   /// Writes type = "mlp_classifier" and the network's state under "net".
-  void save_state(StateWriter& w) const {
+  template <class Writer>  // StateWriter (see MLP::save_state)
+  void save_state(Writer& w) const {
     w.text("type", "mlp_classifier");
-    StateWriter net = w.scope("net");
+    auto net = w.scope("net");
     net_.save_state(net);
   }
   /// Reads that state (the network checks its own; nothing changes unless all of it fits).
-  void load_state(const StateReader& r) {
+  template <class Reader>  // StateReader
+  void load_state(const Reader& r) {
     r.expect_text("type", "mlp_classifier", "model type");
     net_.load_state(r.scope("net"));
   }
