@@ -174,14 +174,19 @@ TEST_CASE("MLP: state names, round trip, and every mismatch refused before anyth
   refused(MLP<float>(3, 2, {5, 3}, std::uint64_t{1}), dict, "widths");
   refused(MLP<double>(3, 2, {5, 4}, std::uint64_t{1}), dict, "scalar");
   refused(MLP<float, Tanh>(3, 2, {5, 4}, std::uint64_t{1}), dict, "activation");
-  StateDict bad = dict;
-  Tensor nan_bias = *bad.find_tensor("model.4.bias");
+  // A copy of `dict` with one tensor or attribute replaced (StateDict refuses duplicate names).
+  const auto replaced = [&](const std::string& key, const Tensor* t, const std::string* a) {
+    StateDict d;
+    for (const auto& [k, v] : dict.tensors()) d.put_tensor(k, k == key && t ? *t : v);
+    for (const auto& [k, v] : dict.attributes()) d.put_attribute(k, k == key && a ? *a : v);
+    return d;
+  };
+  Tensor nan_bias = *dict.find_tensor("model.4.bias");
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(nan_bias.bytes.data(), &nan, 4);
-  bad.put_tensor("model.4.bias", nan_bias);
-  refused(MLP<float>(3, 2, {5, 4}, std::uint64_t{1}), bad, "non-finite");
-  StateDict wrong_type = dict;
-  wrong_type.put_attribute("model.type", "mlp_vector_field");
+  refused(MLP<float>(3, 2, {5, 4}, std::uint64_t{1}), replaced("model.4.bias", &nan_bias, nullptr), "non-finite");
+  const std::string other_type = "mlp_vector_field";
+  const StateDict wrong_type = replaced("model.type", nullptr, &other_type);
   refused(MLP<float>(3, 2, {5, 4}, std::uint64_t{1}), wrong_type, "model type");
   StateDict extra = dict;
   extra.put_attribute("model.extra", "1");
