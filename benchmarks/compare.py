@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Side-by-side benchmark of flowmatch against the PyTorch and LibTorch peers of the seed workload.
+"""Side-by-side benchmark of flowmatch against the PyTorch and LibTorch peers of the reference workload.
 
 Runs flowmatch's examples/gmm2d, the PyTorch peer (torch_seed.py, under Debian's /usr/bin/python3)
 and the LibTorch peer (libtorch_seed) one after the other -- A B C A B C ... -- on the same machine
@@ -7,7 +7,7 @@ and thread count, in two environments: "default" (the plain environment) and "tu
 README's MALLOC_* / ATEN_CPU_CAPABILITY variables, given to every program, flowmatch included).
 
 Two configurations:
-  train   the seed workload: --steps N (default 1000) training steps at batch 1000, then sampling
+  train   the reference workload: --steps N (default 1000) training steps at batch 1000, then sampling
           1000 samples x 299 Euler steps;
   sample  sampling only matters: 100,000 samples x 100 Euler steps after a few training steps.
 
@@ -384,7 +384,7 @@ def summarize(runs: list[dict], args, threads: list[int], variants: list[str]) -
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="compare.py",
-        description="Benchmark flowmatch's gmm2d against the PyTorch and LibTorch peers of the seed workload, "
+        description="Benchmark flowmatch's gmm2d against the PyTorch and LibTorch peers of the reference workload, "
                     "side by side (A B C A B C ...), and print medians and ratios.",
         epilog="Example: benchmarks/compare.py --steps 5000 --rounds 5 --threads 1,2 --json /tmp/compare.json\n"
                "Exit status: 0 all runs succeeded, 1 some run failed, 2 setup problem (peers or packages missing, "
@@ -402,8 +402,8 @@ def parse_args() -> argparse.Namespace:
                     help="comma-separated environments: default, tuned (default: %(default)s)")
     ap.add_argument("--rounds", type=int, default=3, help="runs of each program per cell, alternated (default: %(default)s)")
     ap.add_argument("--steps", type=int, default=1000, help="training steps of the train configuration (default: %(default)s)")
-    ap.add_argument("--batch", type=int, default=1000, help="training batch size (default: %(default)s, the seed's)")
-    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s, the seed's)")
+    ap.add_argument("--batch", type=int, default=1000, help="training batch size (default: %(default)s, the reference workload's)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s, the reference workload's)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     ap.add_argument("--sample-n", type=int, default=100000,
                     help="samples of the sampling configuration; 0 skips it (default: %(default)s)")

@@ -1,4 +1,4 @@
-// Micro-benchmarks of flowmatch's hot paths on the seed workload, and sweeps showing how the cost
+// Micro-benchmarks of flowmatch's hot paths on the reference workload, and sweeps showing how the cost
 // grows with batch size, hidden width, data dimension and threads.
 //
 //   build/benchmarks/flowmatch_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -46,7 +46,7 @@ void set_counters(benchmark::State& state, double flops_per_iter, fm::Index samp
   state.SetItemsProcessed(state.iterations() * samples_per_iter);
 }
 
-// One CFM training step of the seed workload: batch sampling, forward, loss, backward, Adam.
+// One CFM training step of the reference workload: batch sampling, forward, loss, backward, Adam.
 // Args: batch, hidden width (first layer; the second is 16 as in the seed), data dim, threads.
 void BM_TrainStep(benchmark::State& state) {
   const fm::Index batch = state.range(0), width = state.range(1), dim = state.range(2);
@@ -108,7 +108,7 @@ void BM_Backward(benchmark::State& state) {
   fm::set_num_threads(1);
 }
 
-// Euler sampling: `samples` x `steps` steps of the seed's model. Args: samples, steps, threads.
+// Euler sampling: `samples` x `steps` steps of the reference workload's model. Args: samples, steps, threads.
 void BM_EulerSample(benchmark::State& state) {
   const fm::Index samples = state.range(0), steps = state.range(1);
   fm::set_num_threads(static_cast<int>(state.range(2)));
@@ -148,7 +148,7 @@ constexpr auto kMs = benchmark::kMillisecond;
 
 }  // namespace
 
-// The seed workload, at 1 and 2 threads.
+// The reference workload, at 1 and 2 threads.
 BENCHMARK(BM_TrainStep)->ArgNames({"batch", "width", "dim", "threads"})->Args({1000, 1024, 2, 1})->Args({1000, 1024, 2, 2})->Unit(kMs)->UseRealTime();
 BENCHMARK(BM_Forward)->ArgNames({"batch", "width", "dim", "threads"})->Args({1000, 1024, 2, 1})->Args({1000, 1024, 2, 2})->Unit(kMs)->UseRealTime();
 BENCHMARK(BM_Backward)->ArgNames({"batch", "width", "dim", "threads"})->Args({1000, 1024, 2, 1})->Args({1000, 1024, 2, 2})->Unit(kMs)->UseRealTime();

@@ -3,7 +3,9 @@
 # UndefinedBehaviorSanitizer (RelWithDebInfo, in build-sanitize/ or $FLOWMATCH_SANITIZE_BUILD_DIR)
 # and runs them, then builds the libFuzzer harnesses of tests/fuzz/ (checkpoint loader, CSV reader)
 # and runs each for $FLOWMATCH_FUZZ_SECONDS seconds (default 60) from a scratch copy of its seed
-# corpus in tests/fuzz/corpus/<name>/. Any failing test, crash, leak, timeout or sanitizer report
+# corpus in tests/fuzz/corpus/<name>/. This pass builds without -march=native (FLOWMATCH_NATIVE=OFF),
+# so that the MLP's portable float path runs here even on a CPU with AVX-512; the Release pass
+# (scripts/test.sh, -march=native) runs the AVX-512 kernels. Any failing test, crash, leak, timeout or sanitizer report
 # fails the script. Installs missing Debian packages first (scripts/deps.sh). Works from any
 # directory; .ci/run calls it after scripts/test.sh.
 #
@@ -30,7 +32,8 @@ fuzzers=(checkpoint csv)
 start=$SECONDS
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
-  -DFLOWMATCH_BUILD_EXAMPLES=OFF -DFLOWMATCH_BUILD_BENCHMARKS=OFF -DFLOWMATCH_BUILD_FUZZERS=ON
+  -DFLOWMATCH_BUILD_EXAMPLES=OFF -DFLOWMATCH_BUILD_BENCHMARKS=OFF -DFLOWMATCH_BUILD_FUZZERS=ON \
+  -DFLOWMATCH_NATIVE=OFF
 targets=(flowmatch_tests)
 for f in "${fuzzers[@]}"; do targets+=("flowmatch_${f}_fuzzer"); done
 cmake --build "$build_dir" --parallel "$jobs" --target "${targets[@]}"

@@ -4,12 +4,20 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
+
+// The default of --out: CMake defines it per example as <build>/out/<name> (flowmatch_add_example).
+#ifndef FLOWMATCH_DEFAULT_OUT
+#define FLOWMATCH_DEFAULT_OUT "out"
+#endif
 
 namespace flowmatch::examples {
 
@@ -39,7 +47,20 @@ inline CLI::Validator positive_finite() {
       ">0");
 }
 
-/// Help texts and limits of the options every training example has; the defaults fit most.
+/// The options every training example has. An example's Options derives from it, giving its own
+/// defaults through the base's designated initializers (`Options() : CommonOptions{.steps = 3000}
+/// {}`), and add_common_options() registers their flags.
+struct CommonOptions {
+  long long steps = 5000;  ///< --steps: training steps
+  long long batch = 1000;  ///< --batch: training batch size
+  double lr = 1e-3;        ///< --lr: (peak) learning rate
+  long long seed = 0;      ///< --seed: random seed
+  long long threads = std::max(1u, std::thread::hardware_concurrency());  ///< --threads (default: every core)
+  std::vector<long long> hidden{1024, 16};  ///< --hidden: hidden layer widths
+  std::string out = FLOWMATCH_DEFAULT_OUT;  ///< --out: output folder
+};
+
+/// Help texts and limits of the common options; the defaults fit most.
 struct CommonHelp {
   std::string steps = "training steps";
   long long min_steps = 1;
@@ -47,18 +68,16 @@ struct CommonHelp {
   std::string seed = "random seed";
 };
 
-/// Adds --steps, --batch, --lr, --seed, --threads, --hidden and --out, bound to the example's own
-/// fields (their current values are the defaults --help shows).
-template <class Hidden>
-void add_common_options(CLI::App& app, long long& steps, long long& batch, double& lr, long long& seed,
-                        long long& threads, Hidden& hidden, std::string& out, const CommonHelp& help = {}) {
-  app.add_option("--steps", steps, help.steps)->check(at_least(help.min_steps))->capture_default_str();
-  app.add_option("--batch", batch, "training batch size")->check(at_least(1))->capture_default_str();
-  app.add_option("--lr", lr, help.lr)->check(positive_finite())->capture_default_str();
-  app.add_option("--seed", seed, help.seed)->capture_default_str();
-  app.add_option("--threads", threads, "threads (default: every core)")->check(at_least(1))->capture_default_str();
-  app.add_option("--hidden", hidden, "hidden layer widths")->check(at_least(1))->capture_default_str();
-  app.add_option("--out", out, "output folder")->capture_default_str();
+/// Adds --steps, --batch, --lr, --seed, --threads, --hidden and --out, bound to `opt`'s fields
+/// (their current values are the defaults --help shows).
+inline void add_common_options(CLI::App& app, CommonOptions& opt, const CommonHelp& help = {}) {
+  app.add_option("--steps", opt.steps, help.steps)->check(at_least(help.min_steps))->capture_default_str();
+  app.add_option("--batch", opt.batch, "training batch size")->check(at_least(1))->capture_default_str();
+  app.add_option("--lr", opt.lr, help.lr)->check(positive_finite())->capture_default_str();
+  app.add_option("--seed", opt.seed, help.seed)->capture_default_str();
+  app.add_option("--threads", opt.threads, "threads (default: every core)")->check(at_least(1))->capture_default_str();
+  app.add_option("--hidden", opt.hidden, "hidden layer widths")->check(at_least(1))->capture_default_str();
+  app.add_option("--out", opt.out, "output folder")->capture_default_str();
 }
 
 /// Parses the command line, then calls run(): --help and bad options exit as CLI11 says (code 0

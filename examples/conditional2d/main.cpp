@@ -21,31 +21,21 @@
 #include "plot.hpp"
 #include "progress.hpp"
 
-#ifndef FLOWMATCH_DEFAULT_OUT
-#define FLOWMATCH_DEFAULT_OUT "out/conditional2d"
-#endif
-
 namespace fm = flowmatch;
 namespace plt = flowmatch::plot;
 
 namespace {
 
-struct Options {
-  long long steps = 4000;
-  long long batch = 256;
-  double lr = 2e-3;
+struct Options : fm::examples::CommonOptions {
+  Options() : CommonOptions{.steps = 4000, .batch = 256, .lr = 2e-3, .hidden = {128, 128, 128}} {}
   double dropout = 0.2;
   long long modes = 6;
   double mode_std = 0.9;
   double radius = 4.0;
   long long frequencies = 4;
-  long long seed = 0;
   long long per_class = 300;
   long long nfe = 100;
-  long long threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<double> guidance{0.0, 1.0, 3.0};
-  std::string out = FLOWMATCH_DEFAULT_OUT;
-  std::vector<long long> hidden{128, 128, 128};
 };
 
 constexpr double kBound = 9.0;
@@ -161,7 +151,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"conditional2d: class-conditional flow matching with classifier-free guidance"};
-  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.lr = "peak Adam learning rate"});
+  fm::examples::add_common_options(app, opt, {.lr = "peak Adam learning rate"});
   app.add_option("--dropout", opt.dropout, "label dropout probability")->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--modes", opt.modes, "mixture modes = classes")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--mode-std", opt.mode_std, "std of each mode")->check(fm::examples::positive_finite())->capture_default_str();

@@ -1,5 +1,5 @@
 // couplings: independent vs minibatch optimal-transport (OT-CFM) couplings. Trains the same model
-// with each coupling on two problems (8 gaussians -> moons, and the seed's N(0, I) -> 11-mode
+// with each coupling on two problems (8 gaussians -> moons, and the reference workload's N(0, I) -> 11-mode
 // mixture), on the straight path x_t = t x1 + (1 - t) x0, then samples each with Euler at
 // NFE = 1, 2, 4, 8, 100 and prints the exact W2 distance of the samples to a fresh target sample.
 // OT pairs cross less, so the learned flow is straighter and few-step sampling is better.
@@ -19,25 +19,15 @@
 #include "plot.hpp"
 #include "progress.hpp"
 
-#ifndef FLOWMATCH_DEFAULT_OUT
-#define FLOWMATCH_DEFAULT_OUT "out/couplings"
-#endif
-
 namespace fm = flowmatch;
 namespace plt = flowmatch::plot;
 
 namespace {
 
-struct Options {
-  long long steps = 3000;
-  long long batch = 256;
-  double lr = 1e-3;
-  long long seed = 0;
+struct Options : fm::examples::CommonOptions {
+  Options() : CommonOptions{.steps = 3000, .batch = 256, .hidden = {128, 128, 128}} {}
   long long samples = 1000;
-  long long threads = std::max(1u, std::thread::hardware_concurrency());
   long long trajectories = 60;
-  std::string out = FLOWMATCH_DEFAULT_OUT;
-  std::vector<long long> hidden{128, 128, 128};
 };
 
 const std::vector<int> kNfes{1, 2, 4, 8, 100};
@@ -190,7 +180,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"couplings: independent vs minibatch-OT coupling, W2 at few Euler steps"};
-  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.steps = "training steps per model"});
+  fm::examples::add_common_options(app, opt, {.steps = "training steps per model"});
   app.add_option("--samples", opt.samples, "samples for W2 (exact assignment: O(n^3))")->check(fm::examples::at_least(2))->capture_default_str();
   app.add_option("--trajectories", opt.trajectories, "trajectories drawn per panel")->check(fm::examples::at_least(1))->capture_default_str();
   return fm::examples::parse_and_run(app, argc, argv, "couplings", [&] { return run(opt); });

@@ -11,6 +11,7 @@
 #include <memory>
 #include <numbers>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -225,27 +226,21 @@ class FashionFlow {
   }
 };
 
-enum class Solver { Euler, Midpoint, Heun, RK4 };
-
-/// "euler", "midpoint", "heun" or "rk4" (InvalidArgument otherwise).
-inline Solver parse_solver(const std::string& name) {
-  if (name == "euler") return Solver::Euler;
-  if (name == "midpoint") return Solver::Midpoint;
-  if (name == "heun") return Solver::Heun;
-  if (name == "rk4") return Solver::RK4;
-  detail::throw_invalid("flowmatch::fashion::parse_solver", "solver", name, "must be euler, midpoint, heun or rk4");
+/// Stages (field evaluations a step) of the fixed-step stepper named `solver` (one of
+/// flowmatch::stepper_names(); InvalidArgument listing them otherwise).
+inline Index solver_stages(const std::string& solver) {
+  return visit_stepper<float>(solver, []<class St>(std::type_identity<St>) { return Index{St::stages}; });
 }
-
-inline Index solver_stages(Solver s) { return s == Solver::Euler ? 1 : s == Solver::RK4 ? 4 : 2; }
 
 /// Integration steps for a budget of `nfe` evaluations of the guided field (each of which is two
 /// network passes when the guidance weight is not 0): max(1, nfe / stages).
-inline Index solver_steps(Solver s, Index nfe) { return std::max<Index>(1, nfe / solver_stages(s)); }
+inline Index solver_steps(const std::string& solver, Index nfe) { return std::max<Index>(1, nfe / solver_stages(solver)); }
 
 /// Integrates dx/dt = (1 + w) u(x, t | y) - w u(x, t | empty) (GuidedVectorFieldODE) from the
 /// noise x0 at t = 0 to t = 1 with `steps` uniform steps of `solver`, in chunks of `chunk` columns
-/// (bounded memory); returns the images (dim x n).
-inline Matrix<float> sample_images(const Model& model, const Vector<Index>& labels, double guidance, Solver solver,
+/// (bounded memory); returns the images (dim x n). `solver` names a fixed-step stepper
+/// (ode/stepper_registry.hpp).
+inline Matrix<float> sample_images(const Model& model, const Vector<Index>& labels, double guidance, const std::string& solver,
                                    Index steps, const Matrix<float>& x0, Index chunk = 500) {
   Matrix<float> x = x0;
   const Vector<double> ts = linspace(0.0, 1.0, steps + 1);
@@ -253,12 +248,9 @@ inline Matrix<float> sample_images(const Model& model, const Vector<Index>& labe
     const Index n = std::min(chunk, x.cols() - c0);
     GuidedVectorFieldODE ode(model, labels.segment(c0, n), guidance);
     Matrix<float> block = x.middleCols(c0, n);
-    switch (solver) {
-      case Solver::Euler: make_simulator<EulerStepper>(ode).simulate_inplace(block, ts); break;
-      case Solver::Midpoint: make_simulator<MidpointStepper>(ode).simulate_inplace(block, ts); break;
-      case Solver::Heun: make_simulator<HeunStepper>(ode).simulate_inplace(block, ts); break;
-      case Solver::RK4: make_simulator<RK4Stepper>(ode).simulate_inplace(block, ts); break;
-    }
+    visit_stepper<float>(solver, [&]<class St>(std::type_identity<St>) {
+      ODESimulator<decltype(ode), St>(ode).simulate_inplace(block, ts);
+    });
     x.middleCols(c0, n) = block;
   }
   return x;

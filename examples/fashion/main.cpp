@@ -23,10 +23,6 @@
 #include "fashion_model.hpp"
 #include "plot.hpp"
 
-#ifndef FLOWMATCH_DEFAULT_OUT
-#define FLOWMATCH_DEFAULT_OUT "out/fashion"
-#endif
-
 namespace fm = flowmatch;
 namespace ff = flowmatch::fashion;
 
@@ -34,25 +30,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Options {
+struct Options : fm::examples::CommonOptions {
+  Options() : CommonOptions{.steps = 0, .batch = 128, .hidden = {1024, 1024}} {}
   double minutes = 10.0;        // training time budget (ignored when --steps > 0)
-  long long steps = 0;          // training steps in all (0: use --minutes)
-  long long batch = 128;
-  double lr = 1e-3;
   double dropout = 0.1;
   double ema = 0.999;
-  std::vector<long long> hidden{1024, 1024};
   long long frequencies = 8;
   std::vector<double> guidance{0.0, 0.5, 1.0, 2.0, 4.0};
   double grid_guidance = 2.0;   // the guidance weight of grid.png
   std::string solver = "midpoint";
   long long nfe = 40;
-  long long threads = std::max(1u, std::thread::hardware_concurrency());
   std::string save;             // final checkpoint (default OUT/fashion.fmck)
   std::string resume;
   long long checkpoint_every = 2000;  // steps between checkpoints into OUT/checkpoint.fmck (0: none)
-  std::string out = FLOWMATCH_DEFAULT_OUT;
-  long long seed = 0;
   std::string data;             // folder of the IDX files (default: find_fashion_mnist())
   long long train_count = -1;   // training images used (-1: all 60000)
   long long eval_per_class = 200;
@@ -187,7 +177,7 @@ std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, cons
               "real training images %.3f\n", static_cast<long long>(n), static_cast<long long>(per_class),
               static_cast<long long>(n), rows.back().frechet);
 
-  const ff::Solver solver = ff::parse_solver(opt.solver);
+  const std::string& solver = opt.solver;
   const fm::Index ode_steps = ff::solver_steps(solver, opt.nfe);
   fm::Vector<fm::Index> labels(n);
   for (fm::Index j = 0; j < n; ++j) labels(j) = j / per_class;
@@ -336,7 +326,7 @@ int run(const Options& opt) {
 
   // ---------------------------------------------------------------- sampling: the grids
   const ff::Model sampler = flow.ema_model();
-  const ff::Solver solver = ff::parse_solver(opt.solver);
+  const std::string& solver = opt.solver;
   const fm::Index ode_steps = ff::solver_steps(solver, opt.nfe);
   fm::Vector<fm::Index> grid_labels(100);
   for (fm::Index j = 0; j < 100; ++j) grid_labels(j) = j / 10;
@@ -402,8 +392,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"fashion: class-conditional flow matching on Fashion-MNIST with classifier-free guidance"};
-  fm::examples::add_common_options(
-      app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out,
+  fm::examples::add_common_options(app, opt,
       {.steps = "train to this total step count instead of for --minutes (0: use --minutes)", .min_steps = 0,
        .lr = "peak Adam learning rate"});
   app.add_option("--minutes", opt.minutes, "training time budget in minutes (used unless --steps is given)")
@@ -413,8 +402,9 @@ int main(int argc, char** argv) {
   app.add_option("--frequencies", opt.frequencies, "Fourier time frequencies")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--guidance", opt.guidance, "guidance weights w (one grid each; 0 = no guidance)")->capture_default_str();
   app.add_option("--grid-guidance", opt.grid_guidance, "guidance weight of grid.png")->capture_default_str();
-  app.add_option("--solver", opt.solver, "ODE solver: euler, midpoint, heun or rk4")
-      ->check(CLI::IsMember({"euler", "midpoint", "heun", "rk4"}))->capture_default_str();
+  const auto solvers = fm::stepper_names();
+  app.add_option("--solver", opt.solver, "ODE solver: " + fm::stepper_name_list())
+      ->check(CLI::IsMember(std::vector<std::string>(solvers.begin(), solvers.end())))->capture_default_str();
   app.add_option("--nfe", opt.nfe, "evaluations of the guided field per sample (steps = nfe / solver stages)")
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--save", opt.save, "final checkpoint (default OUT/fashion.fmck; the EMA weights go to <name>-ema.fmck)");

@@ -22,29 +22,19 @@
 #include "plot.hpp"
 #include "progress.hpp"
 
-#ifndef FLOWMATCH_DEFAULT_OUT
-#define FLOWMATCH_DEFAULT_OUT "out/gallery"
-#endif
-
 namespace fm = flowmatch;
 namespace plt = flowmatch::plot;
 
 namespace {
 
-struct Options {
-  long long steps = 10000;
-  long long batch = 256;
-  double lr = 2e-3;
+struct Options : fm::examples::CommonOptions {
+  Options() : CommonOptions{.steps = 10000, .batch = 256, .lr = 2e-3, .hidden = {128, 128, 128}} {}
   long long warmup = 200;
   double ema = 0.999;
-  long long seed = 0;
   long long samples = 1000;
   long long nfe = 100;
-  long long threads = std::max(1u, std::thread::hardware_concurrency());
   bool ot = false;
   std::string csv;  // empty: write and read a heart-shaped data set
-  std::string out = FLOWMATCH_DEFAULT_OUT;
-  std::vector<long long> hidden{128, 128, 128};
 };
 
 constexpr double kBound = 4.0;
@@ -166,7 +156,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"gallery: train and sample a flow on each toy data set"};
-  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.steps = "training steps per data set", .lr = "peak Adam learning rate (linear warm-up, then cosine decay to 0)"});
+  fm::examples::add_common_options(app, opt, {.steps = "training steps per data set", .lr = "peak Adam learning rate (linear warm-up, then cosine decay to 0)"});
   app.add_option("--warmup", opt.warmup, "warm-up steps")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--ema", opt.ema, "EMA decay of the weights used for sampling (0: last weights)")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
   app.add_option("--samples", opt.samples, "samples drawn and scored per data set")->check(fm::examples::at_least(2))->capture_default_str();

@@ -1,7 +1,7 @@
-// gmm2d: the seed workload, end to end. Trains a flow-matching model on an 11-mode Gaussian
+// gmm2d: the reference workload, end to end. Trains a flow-matching model on an 11-mode Gaussian
 // mixture on a circle (alpha_t = t, beta_t = sqrt(1 - t), MLP [x, t] -> 1024 -> 16 -> 2 with SiLU,
 // Adam), samples it with Euler, scores the samples against the known target and draws the
-// seed's figures.
+// reference implementation's figures.
 
 #include <sys/resource.h>
 
@@ -24,26 +24,15 @@
 #include "plot.hpp"
 #include "progress.hpp"
 
-#ifndef FLOWMATCH_DEFAULT_OUT
-#define FLOWMATCH_DEFAULT_OUT "out/gmm2d"
-#endif
-
 namespace fm = flowmatch;
 namespace plt = flowmatch::plot;
 
 namespace {
 
-struct Options {
-  long long steps = 5000;
-  long long batch = 1000;
-  double lr = 1e-3;
-  long long seed = 0;
+struct Options : fm::examples::CommonOptions {
   long long samples = 1000;
   long long time_points = 300;
-  long long threads = std::max(1u, std::thread::hardware_concurrency());
   long long trajectories = 40;
-  std::string out = FLOWMATCH_DEFAULT_OUT;
-  std::vector<long long> hidden{1024, 16};
   std::string save;                 // checkpoint written after training
   std::string resume;               // checkpoint to continue from
   long long checkpoint_every = 0;   // periodic checkpoints into checkpoint_dir (0: none)
@@ -61,7 +50,7 @@ extern "C" void on_sigint(int) {
   std::signal(SIGINT, SIG_DFL);
 }
 
-constexpr double kBound = 15.0;  // the seed's plotting bounds: [-15, 15]^2
+constexpr double kBound = 15.0;  // the reference workload's plotting bounds: [-15, 15]^2
 constexpr int kGrid = 240;       // heatmap resolution
 
 // log-density of `dist` on a kGrid x kGrid grid over [-kBound, kBound]^2 (row = y, col = x).
@@ -128,7 +117,7 @@ int run(const Options& opt) {
   const std::filesystem::path out_dir(opt.out);
   std::filesystem::create_directories(out_dir);
 
-  // ---------------------------------------------------------------- the seed's objects
+  // ---------------------------------------------------------------- the reference workload's objects
   const fm::Gaussian p_init = fm::Gaussian::standard(2, 1.0);
   const fm::GaussianMixture p_data = fm::GaussianMixture::symmetric_2D(11, 1.0, 10.0);
   const fm::GaussianConditionalPath path(p_data, fm::LinearAlpha{}, fm::SquareRootBeta{});
@@ -321,8 +310,8 @@ int run(const Options& opt) {
 
 int main(int argc, char** argv) {
   Options opt;
-  CLI::App app{"gmm2d: train and sample the seed flow-matching workload (11-mode Gaussian mixture)"};
-  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.steps = "training steps in all (a resumed run continues up to this count)", .min_steps = 0, .seed = "random seed (model init, training batches, sampling)"});
+  CLI::App app{"gmm2d: train and sample the reference flow-matching workload (11-mode Gaussian mixture)"};
+  fm::examples::add_common_options(app, opt, {.steps = "training steps in all (a resumed run continues up to this count)", .min_steps = 0, .seed = "random seed (model init, training batches, sampling)"});
   app.add_option("--samples", opt.samples, "number of generated samples")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--time-points", opt.time_points, "Euler time grid points on [0, 1] (steps + 1)")->check(fm::examples::at_least(2))->capture_default_str();
   app.add_option("--trajectories", opt.trajectories, "trajectories drawn in generated.png")->check(fm::examples::at_least(0))->capture_default_str();

@@ -1,4 +1,4 @@
-// solvers: trains the seed workload once (11-mode Gaussian mixture, alpha_t = t, beta_t = sqrt(1 - t),
+// solvers: trains the reference workload once (11-mode Gaussian mixture, alpha_t = t, beta_t = sqrt(1 - t),
 // MLP [x, t] -> 1024 -> 16 -> 2), then samples it with every ODE solver at a range of NFE (drift
 // evaluations) and scores each run by the exact W2 distance to fresh target samples; also the
 // model's log-likelihood of held-out target samples next to their true log-density.
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <flowmatch.hpp>
@@ -19,27 +20,16 @@
 #include "plot.hpp"
 #include "progress.hpp"
 
-#ifndef FLOWMATCH_DEFAULT_OUT
-#define FLOWMATCH_DEFAULT_OUT "out/solvers"
-#endif
-
 namespace fm = flowmatch;
 namespace plt = flowmatch::plot;
 
 namespace {
 
-struct Options {
-  long long steps = 5000;
-  long long batch = 1000;
-  double lr = 1e-3;
-  long long seed = 0;
+struct Options : fm::examples::CommonOptions {
   long long samples = 1000;
   long long heldout = 1000;
   long long likelihood_steps = 100;
   long long probes = 1;
-  long long threads = std::max(1u, std::thread::hardware_concurrency());
-  std::string out = FLOWMATCH_DEFAULT_OUT;
-  std::vector<long long> hidden{1024, 16};
 };
 
 using Model = fm::MLPVectorField<float, fm::SiLU>;
@@ -70,7 +60,7 @@ Run run_fixed(ODE& ode, const fm::Matrix<float>& x0, const fm::Matrix<float>& ta
   const auto start = Clock::now();
   const fm::Index used = sim.simulate_inplace(x, 0.0, 1.0, nfe / St::stages);
   const double ms = 1e3 * std::chrono::duration<double>(Clock::now() - start).count();
-  return score(St::name, static_cast<long long>(used), ms, x, target, reference);
+  return score(std::string(St::name), static_cast<long long>(used), ms, x, target, reference);
 }
 
 Run run_dopri(ODE& ode, const fm::Matrix<float>& x0, const fm::Matrix<float>& target, const fm::Matrix<double>& reference,
@@ -117,14 +107,15 @@ int run(const Options& opt) {
   const fm::Matrix<double> reference = ref_f.cast<double>();
 
   const std::vector<long long> nfes{1, 2, 4, 8, 16, 32, 64, 128};
-  const std::vector<std::string> fixed{"euler", "midpoint", "heun", "rk4"};
+  // Every fixed-step stepper of the registry (ode/stepper_registry.hpp), at each NFE it can spend.
+  const auto names = fm::stepper_names();
+  const std::vector<std::string> fixed(names.begin(), names.end());
   std::vector<Run> runs;
-  for (long long nfe : nfes) {
-    runs.push_back(run_fixed<fm::EulerStepper<float>>(ode, x0, target, reference, nfe));
-    if (nfe >= 2) runs.push_back(run_fixed<fm::MidpointStepper<float>>(ode, x0, target, reference, nfe));
-    if (nfe >= 2) runs.push_back(run_fixed<fm::HeunStepper<float>>(ode, x0, target, reference, nfe));
-    if (nfe >= 4) runs.push_back(run_fixed<fm::RK4Stepper<float>>(ode, x0, target, reference, nfe));
-  }
+  for (long long nfe : nfes)
+    for (const std::string& name : fixed)
+      fm::visit_stepper<float>(name, [&]<class St>(std::type_identity<St>) {
+        if (nfe >= St::stages) runs.push_back(run_fixed<St>(ode, x0, target, reference, nfe));
+      });
   std::vector<Run> adaptive;
   for (double tol : {1e-1, 1e-2, 1e-3, 1e-4, 1e-5}) adaptive.push_back(run_dopri(ode, x0, target, reference, tol));
 
@@ -160,7 +151,7 @@ int run(const Options& opt) {
 
   {
     plt::Figure fig(1, 2, 620, 500);
-    fig.set_title("ODE solvers on the trained seed model: quality against drift evaluations (NFE)");
+    fig.set_title("ODE solvers on the trained reference-workload model: quality against drift evaluations (NFE)");
     plt::Axes& a_w2 = fig.at(0, 0);
     plt::Axes& a_rms = fig.at(0, 1);
     a_w2.set_xlabel("log2 NFE").set_ylabel("W2 to target samples").set_title("W2 to fresh target samples").set_grid(true);
@@ -218,7 +209,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"solvers: sample quality (exact W2) of every ODE solver against NFE, and the model's log-likelihood"};
-  fm::examples::add_common_options(app, opt.steps, opt.batch, opt.lr, opt.seed, opt.threads, opt.hidden, opt.out, {.min_steps = 0});
+  fm::examples::add_common_options(app, opt, {.min_steps = 0});
   app.add_option("--samples", opt.samples, "samples per solver run (and fresh target samples for W2)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--heldout", opt.heldout, "held-out target samples for the log-likelihood")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--likelihood-steps", opt.likelihood_steps, "RK4 steps of the log-likelihood integration")->check(fm::examples::at_least(1))->capture_default_str();

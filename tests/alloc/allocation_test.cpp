@@ -261,7 +261,7 @@ struct ThreadsGuard {
   ~ThreadsGuard() { set_num_threads(saved); }
 };
 
-// The seed workload's objects (examples/gmm2d): 11-mode mixture, alpha_t = t, beta_t = sqrt(1 - t),
+// The reference workload's objects (examples/gmm2d): 11-mode mixture, alpha_t = t, beta_t = sqrt(1 - t),
 // MLP 3-1024-16-2 with SiLU, Adam.
 using SeedModel = MLPVectorField<float, SiLU>;
 constexpr Index kSeedBatch = 1000;
@@ -318,7 +318,7 @@ TEST_CASE("allocation counter: allocating calls are counted (control)", "[alloc]
 #endif
 }
 
-TEST_CASE("CFMTrainer::step on the seed workload allocates nothing after the first step", "[alloc][train]") {
+TEST_CASE("CFMTrainer::step on the reference workload allocates nothing after the first step", "[alloc][train]") {
   ThreadsGuard guard;
   for (const int threads : {1, 2}) {
     set_num_threads(threads);
@@ -428,7 +428,7 @@ TEST_CASE("EulerSimulator::step and simulate_inplace on a learned vector field a
   ThreadsGuard guard;
   SeedModel model = seed_model();
   train_a_little(model);
-  const Vector<double> ts = linspace(0.0, 1.0, 300);  // the seed's grid: 299 Euler steps
+  const Vector<double> ts = linspace(0.0, 1.0, 300);  // the reference workload's grid: 299 Euler steps
   for (const int threads : {1, 2}) {
     set_num_threads(threads);
     for (const Index n : {kSeedBatch, Index{100000}}) {
@@ -443,7 +443,7 @@ TEST_CASE("EulerSimulator::step and simulate_inplace on a learned vector field a
       INFO("threads " << threads << ", batch " << n << ", 3 x EulerSimulator::step: operator new "
                       << steps.operator_new << ", malloc " << steps.malloc);
       CHECK(steps.total() == 0);
-      if (n == kSeedBatch) {  // a whole simulation at the seed size (299 steps)
+      if (n == kSeedBatch) {  // a whole simulation at the reference workload's size (299 steps)
         const Counts whole = count_allocations([&] { simulator.simulate_inplace(x, ts); });
         INFO("threads " << threads << ", batch " << n << ", simulate_inplace over 300 points: operator new "
                         << whole.operator_new << ", malloc " << whole.malloc);

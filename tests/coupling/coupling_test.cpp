@@ -10,13 +10,13 @@
 #include <type_traits>
 #include <vector>
 
-#include <flowmatch/metrics/assignment.hpp>
 #include <flowmatch/coupling/concepts.hpp>
 #include <flowmatch/coupling/independent.hpp>
 #include <flowmatch/coupling/minibatch_ot.hpp>
 #include <flowmatch/distribution/gaussian.hpp>
 #include <flowmatch/distribution/gaussian_mixture.hpp>
 #include <flowmatch/distribution/standard_normal.hpp>
+#include <flowmatch/ot/assignment.hpp>
 #include <flowmatch/path/concepts.hpp>
 #include <flowmatch/path/gaussian_conditional_path.hpp>
 #include <flowmatch/schedule/linear_alpha.hpp>
@@ -142,12 +142,12 @@ TEST_CASE("Couplings refuse batches of different sizes or dimensions", "[couplin
   CHECK_THROWS_AS(MinibatchOTCoupling(0.05, 0), InvalidArgument);
 }
 
-TEST_CASE("With the default source and coupling the path draws the seed's numbers in the seed's order", "[coupling][path]") {
+TEST_CASE("With the default source and coupling the path draws the reference implementation's numbers in the reference implementation's order", "[coupling][path]") {
   const GaussianMixture data = GaussianMixture::symmetric_2D(5, 0.5, 3.0);
   const GaussianConditionalPath path(data, LinearAlpha{}, SquareRootBeta{});
   STATIC_REQUIRE(std::is_same_v<decltype(path)::source_type, StandardNormal>);
   STATIC_REQUIRE(std::is_same_v<decltype(path)::coupling_type, IndependentCoupling>);
-  // The seed's order: the whole z batch, then per column t, then eps entry by entry.
+  // The reference implementation's order: the whole z batch, then per column t, then eps entry by entry.
   const Index n = 16;
   Rng r1(12), r2(12);
   TrainingBatch<double> batch(2, n);

@@ -96,7 +96,7 @@ TEST_CASE("GaussianMixture::symmetric_2D puts the means on a circle at angles 2 
       CHECK(g.weights()(k) == Approx(1.0 / static_cast<double>(K)).epsilon(1e-15));
     }
   }
-  // The seed's default: radius 10 around the origin, first mode on the positive x axis.
+  // The reference implementation's default: radius 10 around the origin, first mode on the positive x axis.
   const auto seed = GaussianMixture::symmetric_2D(11, 1.0);
   CHECK(seed.means()(0, 0) == 10.0);
   CHECK(seed.means()(1, 0) == 0.0);
@@ -158,7 +158,7 @@ TEST_CASE("GaussianMixture::log_density equals a direct sum of component densiti
 TEST_CASE("GaussianMixture density integrates to 1 over the square of half-side 15", "[distribution][mixture]") {
   // Midpoint rule, h = 0.1: for Gaussians with std >= 0.5 its error is below 1e-12 (Poisson
   // summation); the mass outside [-15, 15]^2 is below 1e-6 for these mixtures (5 std beyond the
-  // outermost means of the seed's mixture).
+  // outermost means of the reference workload's mixture).
   const double seed_mass = integrate_2d(GaussianMixture::symmetric_2D(11, 1.0, 10.0), 15.0, 0.1);
   CHECK(seed_mass == Approx(1.0).margin(2e-6));
   Matrix<double> means(2, 3), stds(2, 3);

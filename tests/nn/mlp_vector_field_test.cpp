@@ -61,7 +61,7 @@ TEST_CASE("MLPVectorField layout: widths, offsets, row-major weights then bias, 
 }
 
 TEST_CASE("MLPVectorField initialises as PyTorch's nn.Linear: uniform in +-1/sqrt(fan_in)", "[nn][mlp][statistical]") {
-  // The seed's network: 2 -> [1024, 16] -> 2.
+  // The reference workload's network: 2 -> [1024, 16] -> 2.
   const MLPVectorField<double> m(2, {1024, 16}, 7);
   for (Index l = 0; l < m.num_layers(); ++l) {
     INFO("layer " << l);

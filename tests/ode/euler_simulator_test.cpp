@@ -1,5 +1,5 @@
 // EulerSimulator: first-order convergence on ODEs with known solutions, trajectories, batches
-// (each column independent: the seed looped over the batch axis), argument checks, and the
+// (each column independent: the reference implementation looped over the batch axis), argument checks, and the
 // learned-vector-field ODE.
 
 #include <catch2/catch.hpp>
@@ -161,7 +161,7 @@ TEST_CASE("simulate is the last state of simulate_with_trajectory, which starts 
 }
 
 TEST_CASE("Euler: simulating a batch equals simulating each column alone", "[ode]") {
-  // The seed's simulate looped over the batch axis: with 5 columns and a 13-point grid, any mix
+  // The reference implementation's simulate looped over the batch axis: with 5 columns and a 13-point grid, any mix
   // of the two would show up here.
   NonlinearODE ode;
   EulerSimulator<NonlinearODE> sim(ode);

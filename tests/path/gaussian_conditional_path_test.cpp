@@ -80,7 +80,7 @@ TEMPLATE_TEST_CASE("The conditional vector field is d/dt of the conditional path
   }
 }
 
-TEMPLATE_TEST_CASE("conditional_vector_field (seed form) equals conditional_vector_field_from_noise on the path",
+TEMPLATE_TEST_CASE("conditional_vector_field (reference form) equals conditional_vector_field_from_noise on the path",
                    "[path]", SquareRootBeta, LinearBeta) {
   using Path = GaussianConditionalPath<LinearAlpha, TestType, GaussianMixture>;
   const Path path(seed_mixture());
@@ -97,7 +97,7 @@ TEMPLATE_TEST_CASE("conditional_vector_field (seed form) equals conditional_vect
   path.conditional_vector_field_from_noise(z, eps, t, u_noise);
   for (Index j = 0; j < n; ++j) {
     INFO("t = " << t(j));
-    // The seed form recovers eps = (x - alpha z) / beta: rounding of x (1e-16 * |x|) grows by
+    // The reference form recovers eps = (x - alpha z) / beta: rounding of x (1e-16 * |x|) grows by
     // |beta'| / beta <= 0.5 / (1 - t) = 500.
     const double scale = 1.0 + std::abs(path.beta().derivative(t(j))) / path.beta().value(t(j)) * 20.0;
     CHECK(test::max_abs(u_seed.col(j) - u_noise.col(j)) < 1e-14 * scale);
@@ -193,7 +193,7 @@ TEST_CASE("sample_marginal_path: N(0, I) at t = 0, p_data at t = 1, and the mixt
       CHECK(std::abs(std::sqrt(mm.variance) - sd) < kSigmas * sd / std::sqrt(2.0 * n));
     }
   }
-  // The seed's mixture at t = 1: mean 0, variance R^2 / 2 + s^2 = 51 per coordinate, and all
+  // The reference workload's mixture at t = 1: mean 0, variance R^2 / 2 + s^2 = 51 per coordinate, and all
   // 11 modes with weight 1/11; at t = 0: N(0, I) moments.
   const SqrtPath seed(seed_mixture());
   Matrix<float> xf(2, n);
@@ -321,7 +321,7 @@ TEST_CASE("GaussianConditionalPath refuses times outside the unit interval, nami
   CHECK_THROWS_WITH(path.conditional_vector_field(z, z, short_t, u), Catch::Contains("argument 't'"));
 }
 
-TEST_CASE("GaussianConditionalPath at t = 1: the seed form and the score throw, from_noise only where beta' is infinite",
+TEST_CASE("GaussianConditionalPath at t = 1: the reference form and the score throw, from_noise only where beta' is infinite",
           "[path][errors]") {
   const SqrtPath sqrt_path(seed_mixture());
   const LinPath lin_path(seed_mixture());
@@ -341,7 +341,7 @@ TEST_CASE("GaussianConditionalPath at t = 1: the seed form and the score throw, 
   // LinearBeta: beta' = -1 at t = 1 is finite: u = z - eps.
   lin_path.conditional_vector_field_from_noise(z, eps, 1.0, u);
   CHECK(test::max_abs(u - (z - eps)) == 0.0);
-  // Just below 1, the seed form is finite and agrees with from_noise.
+  // Just below 1, the reference form is finite and agrees with from_noise.
   const double t = 1.0 - 0x1.0p-24;
   Matrix<double> x(2, 4), u2(2, 4);
   x = t * z + std::sqrt(1.0 - t) * eps;

@@ -101,7 +101,7 @@ TEST_CASE("Schedules have their closed forms", "[schedule]") {
     CHECK(SquareRootBeta{}.value(t) == Approx(std::sqrt(1.0 - t)).margin(1e-15));
     if (i < 100) CHECK(SquareRootBeta{}.derivative(t) == Approx(-0.5 / std::sqrt(1.0 - t)).epsilon(1e-14));
   }
-  // Exact (no seed-style 1e-4 in the denominator), and -infinity at t = 1.
+  // Exact (no reference-implementation-style 1e-4 in the denominator), and -infinity at t = 1.
   CHECK(SquareRootBeta{}.derivative(0.0) == -0.5);
   CHECK(SquareRootBeta{}.derivative(0.75) == -1.0);
   CHECK(SquareRootBeta{}.derivative(1.0 - 0x1.0p-24) == Approx(-2048.0).epsilon(1e-12));

@@ -190,7 +190,7 @@ TEST_CASE("CFMTrainer: a diverging run ends in NumericalError naming the step, w
 }
 
 TEST_CASE("CFMTrainer: training lowers the loss substantially", "[train][statistical]") {
-  // The straight path (LinearBeta) to the seed's mixture; the loss on a fixed evaluation batch of
+  // The straight path (LinearBeta) to the reference workload's mixture; the loss on a fixed evaluation batch of
   // 8192 samples, before and after 400 steps. Measured over model/trainer seeds 1-4: 50.3-52.0
   // before, 11.2-11.4 after, ratio 0.216-0.226 (the rest is the irreducible variance of the
   // conditional target). Threshold 0.35.

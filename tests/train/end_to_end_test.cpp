@@ -1,7 +1,7 @@
-// End to end, with fixed seeds: train a flow matching model on the seed problem (a mixture of 11
+// End to end, with fixed seeds: train a flow matching model on the reference problem (a mixture of 11
 // Gaussians on a circle, LinearAlpha + SquareRootBeta) and sample it with Euler.
 //
-// The seed's network (2 -> [1024, 16] -> 2) is too slow for CI; [256, 64] with batch 512 and
+// The reference workload's network (2 -> [1024, 16] -> 2) is too slow for CI; [256, 64] with batch 512 and
 // 2000 Adam steps takes about 1.5 s of training on one core of the development machine (Release,
 // AVX-512), Euler with 300 points on 1000 samples 0.15 s.
 //
@@ -32,7 +32,7 @@
 
 using namespace flowmatch;
 
-TEST_CASE("End to end: a trained model samples all 11 modes of the seed problem", "[train][ode][statistical][e2e]") {
+TEST_CASE("End to end: a trained model samples all 11 modes of the reference problem", "[train][ode][statistical][e2e]") {
   set_num_threads(1);  // the timing above, and bit-for-bit the same run on any core count
   const std::uint64_t seed = 0;
   const GaussianMixture p_data = GaussianMixture::symmetric_2D(11, 1.0, 10.0);

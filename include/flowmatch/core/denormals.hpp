@@ -14,7 +14,7 @@ namespace flowmatch::detail {
 ///
 /// Why: a network's deltas and activations reach magnitudes below 1.2e-38 (float) wherever a
 /// SiLU unit is far in its negative tail, and every operation on such a denormal takes a
-/// microcode assist of about a hundred cycles. On the seed workload that alone doubled the
+/// microcode assist of about a hundred cycles. On the reference workload that alone doubled the
 /// training step (measured 2.39 against 1.36 ms at one thread). Flushing changes results only by
 /// amounts below the smallest normal number. Other architectures: no-op.
 class FlushDenormals {

@@ -2,7 +2,7 @@
 /// \file
 /// The coupling concept: how a batch of source samples x0 is paired with a batch of data samples x1.
 ///
-/// Conditional flow matching learns from pairs (x0, x1): the seed pairs them independently; a
+/// Conditional flow matching learns from pairs (x0, x1): the reference implementation pairs them independently; a
 /// minibatch optimal-transport coupling (Tong et al., 2023) pairs each x0 with a nearby x1, so the
 /// conditional paths cross less and the learned flow is straighter. A coupling only reorders the
 /// data batch: every sample is used once (pairing without replacement).

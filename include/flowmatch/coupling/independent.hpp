@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The independent coupling: x0 and x1 drawn independently and paired as drawn (the seed's).
+/// The independent coupling: x0 and x1 drawn independently and paired as drawn (the reference implementation's).
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
@@ -9,7 +9,7 @@
 namespace flowmatch {
 
 /// pi(x0, x1) = p_source(x0) p_data(x1): leaves the pairs as drawn. GaussianConditionalPath's
-/// default; with it and the StandardNormal source, a training batch is bit-identical to the seed's
+/// default; with it and the StandardNormal source, a training batch is bit-identical to the reference implementation's
 /// sampling order.
 struct IndependentCoupling {
   template <class D0, class D1>

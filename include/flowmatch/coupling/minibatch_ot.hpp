@@ -9,9 +9,9 @@
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
-#include "flowmatch/core/sinkhorn.hpp"
 #include "flowmatch/core/types.hpp"
-#include "flowmatch/metrics/assignment.hpp"
+#include "flowmatch/ot/assignment.hpp"
+#include "flowmatch/ot/sinkhorn.hpp"
 
 namespace flowmatch {
 

@@ -31,7 +31,7 @@ class Gaussian : public DistributionBase<Gaussian> {
                 0.5 * static_cast<double>(dim()) * std::log(2.0 * std::numbers::pi);
   }
 
-  /// N(0, std^2 I) in `dim` dimensions (the seed's Gaussian.standard).
+  /// N(0, std^2 I) in `dim` dimensions (the reference implementation's Gaussian.standard).
   static Gaussian standard(Index dim, double std = 1.0) {
     if (dim <= 0) detail::throw_invalid("flowmatch::Gaussian::standard", "dim", dim, "must be at least 1");
     return Gaussian(Vector<double>::Zero(dim), Vector<double>::Constant(dim, std));

@@ -57,7 +57,7 @@ class GaussianMixture : public DistributionBase<GaussianMixture> {
   }
 
   /// K modes of equal weight and isotropic std at angles 2 pi k / K on a circle of radius `scale`
-  /// around (x_offset, 0) (the seed's GaussianMixture.symmetric_2D).
+  /// around (x_offset, 0) (the reference implementation's GaussianMixture.symmetric_2D).
   static GaussianMixture symmetric_2D(Index nmodes, double std, double scale = 10.0,
                                       double x_offset = 0.0) {
     constexpr const char* where = "flowmatch::GaussianMixture::symmetric_2D";
@@ -75,7 +75,7 @@ class GaussianMixture : public DistributionBase<GaussianMixture> {
   }
 
   /// K modes of equal weight and isotropic std with means uniform in
-  /// [-scale/2, scale/2]^2 + (x_offset, 0), drawn from `seed` (the seed's random_2D).
+  /// [-scale/2, scale/2]^2 + (x_offset, 0), drawn from `seed` (the reference implementation's random_2D).
   static GaussianMixture random_2D(Index nmodes, double std, double scale = 10.0,
                                    std::uint64_t seed = 0, double x_offset = 0.0) {
     constexpr const char* where = "flowmatch::GaussianMixture::random_2D";

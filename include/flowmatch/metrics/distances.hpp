@@ -14,7 +14,7 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
-#include "flowmatch/metrics/assignment.hpp"
+#include "flowmatch/ot/assignment.hpp"
 
 namespace flowmatch {
 

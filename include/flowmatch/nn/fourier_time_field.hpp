@@ -144,7 +144,7 @@ class EmbeddedMLP {
 
 }  // namespace detail
 
-/// u_theta(x, t) = MLP([x; sin(omega_k t), cos(omega_k t) for k < K; t]): the seed's MLP with
+/// u_theta(x, t) = MLP([x; sin(omega_k t), cos(omega_k t) for k < K; t]): the reference workload's MLP with
 /// Fourier features of t added to its input, an alternative to feeding raw t alone (high-frequency
 /// dependence on t is easier to fit). A TrainableVectorField: CFMTrainer, LearnedVectorFieldODE and
 /// the simulators take it unchanged. With K = 0 it is an MLPVectorField on [x; t].

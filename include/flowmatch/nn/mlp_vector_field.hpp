@@ -20,8 +20,9 @@
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
-#include "flowmatch/nn/mlp_avx512.hpp"
-
+#include "flowmatch/nn/detail/blocked_product.hpp"
+#include "flowmatch/nn/detail/mlp_fast_path.hpp"
+#include "flowmatch/nn/detail/mlp_workspace.hpp"
 
 namespace flowmatch {
 
@@ -39,8 +40,8 @@ namespace flowmatch {
 ///
 /// Speed: both passes walk the batch in blocks of 32 columns, layer after layer, so that a block's
 /// activations stay in cache between one layer and the next (the 1024-wide hidden layer of the
-/// seed is 4 MB per 1000 samples: bigger than L2). A first layer with a small fan-in (the seed's
-/// [x, t] has 3 inputs) is a few fused axpys instead of a matrix product. The blocks are shared among
+/// reference workload is 4 MB per 1000 samples: bigger than L2). A first layer with a small
+/// fan-in (the reference workload's [x, t] has 3 inputs) is a few fused axpys instead of a matrix product. The blocks are shared among
 /// `flowmatch::num_threads()` threads of flowmatch's pool (block k always goes to thread
 /// k % threads); each thread sums its own weight gradients and the threads' sums are added in a
 /// fixed order, so results are deterministic for a given thread count.
@@ -54,38 +55,8 @@ class MLPVectorField {
   using BiasMap = Eigen::Map<Vector<S>>;
   using ConstBiasMap = Eigen::Map<const Vector<S>>;
 
-  /// Buffers of one forward/backward pass at one batch size.
-  struct Workspace {
-    std::vector<Matrix<S>> a;    ///< a[l]: input of layer l; a[0] = [x; t], a[l >= 1] hidden activations
-    std::vector<Matrix<S>> aux;  ///< aux[l]: what the activation saved for a[l] (SiLU: sigmoid)
-    Matrix<S> out;               ///< the network's output, d x n
-    Matrix<S> w0;                ///< first-layer weight, column-major copy (small fan-in kernel)
-    Matrix<S> w2t;               ///< AVX-512 kernels: second weight transposed, padded to 16 rows
-    RowMajorMatrix<S> w2p;       ///< AVX-512 kernels: second weight padded to 16 rows
-    Vector<S> bt;                ///< AVX-512 inference at one time t: first bias + t * time weights
-    Matrix<S> w0s;               ///< AVX-512 inference: -log2(e) W0, column-major
-    Vector<S> b0s;               ///< AVX-512 inference: -log2(e) b0
-    Matrix<S> w2ts;              ///< AVX-512 inference: -ln(2) w2t (see avx512::silu_log2)
-    detail::avx512::PreactivationBound bound;  ///< AVX-512 inference: of the scaled pre-activations
-    /// Per-thread scratch of the backward pass: deltas of one column block, gradient accumulators.
-    struct Thread {
-      std::vector<Matrix<S>> dz;  ///< dz[l]: dLoss/d(pre-activation of layer l), widths[l+1] x block
-      Vector<S> grad;             ///< this thread's share of the parameter gradient (flat)
-      Matrix<S> dw0;              ///< first-layer weight gradient, column-major (small fan-in kernel)
-      Matrix<S> in;               ///< inference: [x; t] of one block
-      Matrix<S> hidden[2];        ///< inference: a block's hidden activations, ping-pong
-      Vector<S> aux;              ///< inference: the activation's discarded auxiliary output
-      Matrix<S> y;                ///< AVX-512 kernels: second layer's output of one block, 16 x block
-      Matrix<S> dz2;              ///< AVX-512 kernels: its delta, zero-padded to 16 rows
-      Matrix<S> dw2t;             ///< AVX-512 kernels: this thread's second weight gradient, 16 x K
-      Matrix<S> h, s;             ///< AVX-512 kernels, fused loss: a block's first hidden layer and sigmoid
-      double loss = 0.0;          ///< mse_loss_and_gradient: this thread's sum of squared errors
-    };
-    std::vector<Thread> threads;
-    std::vector<Index> widths;  ///< the layer widths the buffers were sized for
-    Index batch = 0;
-    Matrix<S> grad_out;  ///< mse_loss_and_gradient: dLoss/dout, d x n
-  };
+  /// Buffers of one forward/backward pass at one batch size (see nn/detail/mlp_workspace.hpp).
+  using Workspace = detail::MLPWorkspace<S>;
 
   /// A network for data dimension `dim` with the given hidden widths, initialised as PyTorch's
   /// `nn.Linear` (weights and biases uniform in +-1/sqrt(fan_in)) from `rng`.
@@ -282,7 +253,7 @@ class MLPVectorField {
     ws.aux.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
       // The AVX-512 kernels keep layer 1's activations with a padded leading dimension.
-      const Index rows = l == 1 && fast_path() ? fast_ld() : widths_[l];
+      const Index rows = l == 1 && fast_path() ? FastPath::ld(*this) : widths_[l];
       ws.a[l].resize(rows, n);
       if (l > 0 && Act::uses_aux) ws.aux[l].resize(rows, n);
     }
@@ -305,24 +276,8 @@ class MLPVectorField {
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
     prepare_threads(ws, threads);
-    if (fast_path()) {
-      stage_inference_weights(ws);
-      // Inputs whose bound keeps every scaled pre-activation small run the kernel without its cap.
-      Index inputs = fan_in(0);
-      if constexpr (std::is_arithmetic_v<T>) {
-        // fma, as the kernel adds the time to the bias: bit-identical to a vector of equal times.
-        const S ts = static_cast<S>(t);
-        for (Index k = 0; k < fan_out(0); ++k) ws.bt(k) = std::fma(ws.w0s(k, fan_in(0) - 1), ts, ws.b0s(k));
-        ws.bound.b = ws.bt.cwiseAbs().maxCoeff();
-        --inputs;
-      } else {
-        ws.bound.b = ws.b0s.cwiseAbs().maxCoeff();
-      }
-      // The kernel takes the time row last (TimeFirst only changes the order of the sum).
-      for (Index r = 0; r < inputs; ++r) ws.bound.w[r] = ws.w0s.col(r).cwiseAbs().maxCoeff();
-    } else {
-      stage_weights(ws);
-    }
+    if (fast_path()) FastPath::stage_inference(*this, ws, t);
+    else stage_weights(ws);
     auto body = [&](Index b, int worker) {
       const detail::FlushDenormals flush;  // see core/denormals.hpp
       inference_block(x, t, out, ws, ws.threads[static_cast<std::size_t>(worker)], b * kBlock,
@@ -422,20 +377,21 @@ class MLPVectorField {
     return sum / count;
   }
 
-  /// Whether the passes use the AVX-512 kernels of mlp_avx512.hpp: float with SiLU in a build for
-  /// a CPU with AVX-512F, a first layer with at most 8 inputs (x and t) and a multiple of 16
-  /// units, followed by a layer of at most 16 units (the seed's 3 -> 1024 -> 16 -> 2 qualifies).
-  /// Everything else takes the portable Eigen path; both compute the same function.
+  /// Whether the passes use the AVX-512 kernels of nn/detail/mlp_avx512.hpp (through
+  /// nn/detail/mlp_fast_path.hpp): float with SiLU in a build for a CPU with AVX-512F, a first
+  /// layer with at most 8 inputs (x and t) and a multiple of 16 units, followed by a layer of at
+  /// most 16 units (the reference workload's 3 -> 1024 -> 16 -> 2 qualifies). Everything else takes the
+  /// portable Eigen path; both compute the same function.
   bool fast_path() const {
-    if constexpr (kAvx512Kernels) {
-      return num_layers() >= 2 && fan_in(0) <= detail::avx512::kMaxFanIn && fan_out(0) % 16 == 0 &&
-             fan_out(1) <= 16;
-    } else {
-      return false;
-    }
+    if constexpr (kFastKernels) return FastPath::shape_fits(*this);
+    else return false;
   }
 
  private:
+  using FastPath = detail::MLPFastPath<MLPVectorField>;
+  friend FastPath;
+  static constexpr bool kFastKernels = detail::kMLPFastKernels<S, Act>;
+
   /// Columns per block: a block's activations of a 1024-wide layer (1024 x 32 floats, 128 KiB)
   /// stay in L2 between one layer and the next, and between a delta and its consumers. 32 also
   /// keeps every matrix product's packed operands within Eigen's stack-allocation limit
@@ -444,13 +400,6 @@ class MLPVectorField {
   static constexpr Index kBlock = 32;
   /// Fan-ins up to this use a fused axpy kernel for the first layer instead of a matrix product.
   static constexpr Index kSmallFanIn = 8;
-  /// Products with at most this many multiply-adds skip Eigen's GEMM (see product_in_pieces).
-  static constexpr Index kLazyProduct = 4096;
-#if defined(__AVX512F__)
-  static constexpr bool kAvx512Kernels = std::is_same_v<S, float> && std::is_same_v<Act, SiLU>;
-#else
-  static constexpr bool kAvx512Kernels = false;
-#endif
 
   /// Checks a batch x (input_dim() x n, n >= 1) and its time argument; returns n.
   template <class DX, TimeArgument T>
@@ -483,17 +432,6 @@ class MLPVectorField {
     if (fast_path()) ws.w2t.topRows(fan_out(1)) = weight(1);
   }
 
-  /// The AVX-512 inference kernels' weights: the first layer's scaled by -log2(e), the second's
-  /// transposed and scaled by -ln(2) (see avx512::silu_log2). A few K x 16 copies per
-  /// pass, nothing next to the pass itself.
-  void stage_inference_weights(Workspace& ws) const {
-    constexpr S kLog2e = static_cast<S>(1.44269504088896340736);
-    constexpr S kLn2 = static_cast<S>(0.693147180559945309417);
-    ws.w0s.noalias() = -kLog2e * weight(0);
-    ws.b0s.noalias() = -kLog2e * bias(0);
-    ws.w2ts.topRows(fan_out(1)).noalias() = -kLn2 * weight(1);
-  }
-
   /// Zeroes the threads' gradient accumulators before a backward pass over `threads` threads.
   void begin_backward(Workspace& ws, int threads) {
     prepare_threads(ws, threads);
@@ -502,9 +440,8 @@ class MLPVectorField {
       th.grad.setZero();
       th.loss = 0.0;
       if (small_fan_in()) th.dw0.setZero();
-      if (fast_path()) th.dw2t.setZero();
     }
-    if (fast_path() && fan_out(1) < 16) ws.w2p.topRows(fan_out(1)) = weight(1);
+    if (fast_path()) FastPath::begin_backward(*this, ws, threads);
   }
 
   /// gradients() = the sum of the threads' partial gradients, in a fixed order (deterministic).
@@ -515,14 +452,8 @@ class MLPVectorField {
       WeightMap g0 = weight_gradient(0);
       for (int k = 0; k < threads; ++k) g0 += ws.threads[static_cast<std::size_t>(k)].dw0;
     }
-    if (fast_path()) {
-      WeightMap g1 = weight_gradient(1);
-      for (int k = 0; k < threads; ++k) g1 += ws.threads[static_cast<std::size_t>(k)].dw2t.topRows(fan_out(1));
-    }
+    if (fast_path()) FastPath::reduce_gradients(*this, ws, threads);
   }
-
-  /// Leading dimension of the first hidden layer's buffers in the AVX-512 kernels.
-  Index fast_ld() const { return fan_out(0) + 16; }
 
   static Index checked_dim(Index dim) {
     if (dim <= 0) detail::throw_invalid("flowmatch::MLPVectorField::MLPVectorField", "dim", dim, "must be at least 1");
@@ -534,48 +465,12 @@ class MLPVectorField {
 
   bool small_fan_in() const { return fan_in(0) <= kSmallFanIn; }
 
-  /// dst = lhs * rhs (+= when Add) without heap allocation. Eigen packs a product's operands into
-  /// buffers of kc x mc and kc x nc scalars (kc, mc, nc at most the inner, row and column sizes,
-  /// otherwise chosen from the CPU's cache sizes), on the stack up to EIGEN_STACK_ALLOCATION_LIMIT
-  /// bytes and on the heap above. A product whose K x M and K x N fit under the limit is one
-  /// product (the seed's are); a bigger one is split into pieces of at most 256 along K and
-  /// limit / 256 along M and N, which fit whatever the layer widths and the caches.
   template <bool Add, class Dst, class Lhs, class Rhs>
   static void product_in_pieces(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
-    constexpr Index limit = static_cast<Index>(EIGEN_STACK_ALLOCATION_LIMIT / sizeof(S));
-    const Index M = lhs.rows(), K = lhs.cols(), N = rhs.cols();
-    if (M * N * K <= kLazyProduct) {
-      // Tiny products (the seed's 16 -> 2 output layer): coefficient by coefficient, which skips
-      // the GEMM's packing and blocking set-up that would cost more than the arithmetic.
-      if constexpr (Add) dst.noalias() += lhs.lazyProduct(rhs);
-      else dst.noalias() = lhs.lazyProduct(rhs);
-      return;
-    }
-    if (K * std::max(M, N) <= limit) {
-      if constexpr (Add) dst.noalias() += lhs * rhs;
-      else dst.noalias() = lhs * rhs;
-      return;
-    }
-    constexpr Index kp = std::min<Index>(256, limit / 64);
-    constexpr Index np = limit / kp;
-    for (Index i = 0; i < M; i += np) {
-      const Index mi = std::min(np, M - i);
-      for (Index j = 0; j < N; j += np) {
-        const Index nj = std::min(np, N - j);
-        for (Index k = 0; k < K; k += kp) {
-          const Index kk = std::min(kp, K - k);
-          if (Add || k > 0)
-            dst.block(i, j, mi, nj).noalias() += lhs.block(i, k, mi, kk) * rhs.block(k, j, kk, nj);
-          else
-            dst.block(i, j, mi, nj).noalias() = lhs.block(i, k, mi, kk) * rhs.block(k, j, kk, nj);
-        }
-      }
-    }
+    detail::product_in_pieces<Add, S>(std::forward<Dst>(dst), lhs, rhs);
   }
-  static Index num_blocks(Index n) { return (n + kBlock - 1) / kBlock; }
-  static int threads_for(Index blocks) {
-    return static_cast<int>(std::max<Index>(1, std::min<Index>(num_threads(), blocks)));
-  }
+  static Index num_blocks(Index n) { return detail::num_blocks(n, kBlock); }
+  static int threads_for(Index blocks) { return detail::threads_for(blocks); }
 
   /// Forgets every buffer sized for another architecture (a workspace moved between models).
   void ensure_model(Workspace& ws) const {
@@ -583,14 +478,7 @@ class MLPVectorField {
     ws = Workspace{};
     ws.widths = widths_;
     ws.w0.resize(fan_out(0), fan_in(0));
-    if (fast_path()) {
-      ws.w2t.setZero(16, fan_out(0));
-      ws.w2p.setZero(16, fan_out(0));
-      ws.bt.resize(fan_out(0));
-      ws.w0s.resize(fan_out(0), fan_in(0));
-      ws.b0s.resize(fan_out(0));
-      ws.w2ts.setZero(16, fan_out(0));
-    }
+    if (fast_path()) FastPath::size_model(*this, ws);
   }
 
   void prepare_threads(Workspace& ws, int threads) const {
@@ -608,213 +496,26 @@ class MLPVectorField {
       th.hidden[0].resize(widest, kBlock);
       th.hidden[1].resize(widest, kBlock);
       th.aux.resize(widest);
-      if (fast_path()) {
-        th.y.resize(16, kBlock);
-        th.dz2.setZero(16, kBlock);
-        th.dw2t.resize(16, fan_out(0));
-        th.h.resize(fast_ld(), kBlock);
-        th.s.resize(fast_ld(), kBlock);
-      }
+      if (fast_path()) FastPath::size_thread(*this, th);
     }
   }
 
   /// Inference over columns [j0, j0 + nb): every layer in the thread's block buffers.
   template <class DX, TimeArgument T, class DO>
   void inference_block(const Eigen::MatrixBase<DX>& x, const T& t, Eigen::MatrixBase<DO>& out,
-                       const Workspace& ws, typename Workspace::Thread& th, Index j0, Index nb) const {
-    const Index d = input_dim(), L = num_layers();
-    for (Index j = 0; j < nb; ++j) {
-      for (Index i = 0; i < d; ++i) th.in(i, j) = static_cast<S>(x(i, j0 + j));
-      th.in(d, j) = static_cast<S>(detail::time_at(t, j0 + j));
-    }
-    const Matrix<S>* input = &th.in;
-    Index first = 0;
-#if defined(__AVX512F__)
-    if constexpr (kAvx512Kernels) {
-      if (fast_path()) {
-        // Layers 0 and 1 by one AVX-512 kernel, 16 columns at a time with everything in registers;
-        // a third and last layer of at most 16 outputs too (the seed's shape).
-        const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
-        const bool whole = L == 3 && fan_out(2) <= 16;
-        const detail::avx512::OutputLayer last{bias(1).data(), whole ? weight(2).data() : nullptr,
-                                               whole ? bias(2).data() : nullptr, M, whole ? fan_out(2) : 0};
-        const detail::avx512::OutputLayer* tail = whole ? &last : nullptr;
-        if constexpr (std::is_arithmetic_v<T>) {
-          // One time for all columns: forward() folded b0 + t W0[:, F - 1] into ws.bt.
-          detail::avx512::dispatch_fan_in(F - 1, [&](auto FF) {
-            detail::avx512::first_two_layers<decltype(FF)::value, false>(ws.w0s.data(), ws.bt.data(), th.in.data(), F, K,
-                                                                         nb, ws.w2ts.data(), th.y.data(), ws.bound, tail);
-          });
-        } else {
-          detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-            detail::avx512::first_two_layers<decltype(FF)::value, true>(ws.w0s.data(), ws.b0s.data(), th.in.data(), F, K,
-                                                                        nb, ws.w2ts.data(), th.y.data(), ws.bound, tail);
-          });
-        }
-        if (whole) {
-          out.middleCols(j0, nb) = th.y.topLeftCorner(fan_out(2), nb).template cast<typename DO::Scalar>();
-          return;
-        }
-        if (L == 2) {
-          out.middleCols(j0, nb) = th.y.topLeftCorner(M, nb).template cast<typename DO::Scalar>();
-          out.middleCols(j0, nb).colwise() += bias(1).template cast<typename DO::Scalar>();
-          return;
-        }
-        Matrix<S>& z = th.hidden[1];
-        const Index stride = z.rows();
-        z.topLeftCorner(M, nb) = th.y.topLeftCorner(M, nb);
-        z.topLeftCorner(M, nb).colwise() += bias(1);
-        for (Index j = 0; j < nb; ++j) Act::forward(z.data() + j * stride, z.data() + j * stride, th.aux.data(), M);
-        input = &z;
-        first = 2;
-      }
-    }
-#endif
-    for (Index l = first; l + 1 < L; ++l) {
-      Matrix<S>& z = th.hidden[static_cast<std::size_t>(l % 2)];
-      const Index h = fan_out(l), stride = z.rows();
-      const ConstBiasMap bias_l = bias(l);
-      if (l == 0 && small_fan_in()) {
-        for (Index j = 0; j < nb; ++j) {
-          Eigen::Map<Vector<S>> col(z.data() + j * stride, h);
-          col = bias_l;
-          for (Index k = 0; k < fan_in(0); ++k) col += th.in(k, j) * ws.w0.col(k);
-          Act::forward(col.data(), col.data(), th.aux.data(), h);
-        }
-      } else {
-        product_in_pieces<false>(z.topLeftCorner(h, nb), weight(l), input->topLeftCorner(fan_in(l), nb));
-        for (Index j = 0; j < nb; ++j) {
-          S* col = z.data() + j * stride;
-          Eigen::Map<Vector<S>>(col, h) += bias_l;
-          Act::forward(col, col, th.aux.data(), h);
-        }
-      }
-      input = &z;
-    }
-    if constexpr (std::is_same_v<typename DO::Scalar, S>) {
-      product_in_pieces<false>(out.middleCols(j0, nb), weight(L - 1), input->topLeftCorner(fan_in(L - 1), nb));
-    } else {
-      out.middleCols(j0, nb).noalias() = (weight(L - 1) * input->topLeftCorner(fan_in(L - 1), nb)).template cast<typename DO::Scalar>();
-    }
-    out.middleCols(j0, nb).colwise() += bias(L - 1).template cast<typename DO::Scalar>();
-  }
+                       const Workspace& ws, typename Workspace::Thread& th, Index j0, Index nb) const;
 
   /// Forward pass over columns [j0, j0 + nb) of the batch, layer after layer.
   /// With `local` (the fused mse_loss_and_gradient), the AVX-512 path keeps the block's first
   /// hidden layer in the thread's block buffers instead of the batch-wide ws.a[1] / ws.aux[1]:
   /// they stay in cache from one block to the next and the batch-wide pages are never touched.
   void forward_block(Workspace& ws, [[maybe_unused]] typename Workspace::Thread* th, Index j0, Index nb,
-                     [[maybe_unused]] bool local = false) const {
-    const Index L = num_layers();
-    Index first = 0;
-#if defined(__AVX512F__)
-    if constexpr (kAvx512Kernels) {
-      if (fast_path()) {
-        // Layers 0 and 1 by the AVX-512 kernels, saving h = a[1] and s = aux[1] for backward.
-        const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
-        const Index ld = fast_ld();
-        S* h = local ? th->h.data() : ws.a[1].data() + j0 * ld;
-        S* sg = local ? th->s.data() : ws.aux[1].data() + j0 * ld;
-        detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-          detail::avx512::first_layer_silu<decltype(FF)::value, true>(ws.w0.data(), bias(0).data(), ws.a[0].data() + j0 * F, F,
-                                                                K, nb, h, sg, ld);
-        });
-        detail::avx512::second_layer(ws.w2t.data(), h, K, nb, th->y.data(), ld);
-        Matrix<S>& z = L == 2 ? ws.out : ws.a[2];
-        z.middleCols(j0, nb) = th->y.topLeftCorner(M, nb);
-        z.middleCols(j0, nb).colwise() += bias(1);
-        if (L == 2) return;
-        S* aux = Act::uses_aux ? ws.aux[2].data() : nullptr;
-        for (Index j = j0; j < j0 + nb; ++j) Act::forward(z.data() + j * M, z.data() + j * M, aux ? aux + j * M : nullptr, M);
-        first = 2;
-      }
-    }
-#endif
-    for (Index l = first; l + 1 < L; ++l) {
-      const auto ul = static_cast<std::size_t>(l);
-      Matrix<S>& z = ws.a[ul + 1];
-      const Index h = z.rows();
-      const ConstBiasMap bias_l = bias(l);
-      S* aux = Act::uses_aux ? ws.aux[ul + 1].data() : nullptr;
-      if (l == 0 && small_fan_in()) {
-        // z_j = b + sum_k W[:, k] a0(k, j): a few axpys on one L1-resident column, then f.
-        const Matrix<S>& a0 = ws.a[0];
-        for (Index j = j0; j < j0 + nb; ++j) {
-          Eigen::Map<Vector<S>> col(z.data() + j * h, h);
-          col = bias_l;
-          for (Index k = 0; k < a0.rows(); ++k) col += a0(k, j) * ws.w0.col(k);
-          Act::forward(col.data(), col.data(), aux ? aux + j * h : nullptr, h);
-        }
-        continue;
-      }
-      product_in_pieces<false>(z.middleCols(j0, nb), weight(l), ws.a[ul].middleCols(j0, nb));
-      for (Index j = j0; j < j0 + nb; ++j) {
-        S* col = z.data() + j * h;
-        Eigen::Map<Vector<S>>(col, h) += bias_l;
-        Act::forward(col, col, aux ? aux + j * h : nullptr, h);
-      }
-    }
-    product_in_pieces<false>(ws.out.middleCols(j0, nb), weight(L - 1), ws.a[static_cast<std::size_t>(L) - 1].middleCols(j0, nb));
-    ws.out.middleCols(j0, nb).colwise() += bias(L - 1);
-  }
+                     [[maybe_unused]] bool local = false) const;
 
   /// Backward pass over columns [j0, j0 + nb), accumulating into the thread's gradient.
   template <class DG>
   void backward_block(const Eigen::MatrixBase<DG>& grad_out, const Workspace& ws,
-                      typename Workspace::Thread& th, Index j0, Index nb, [[maybe_unused]] bool local = false) const {
-    const Index L = num_layers();
-    S* g = th.grad.data();
-    // Output layer: dz_{L-1} is grad_out itself.
-    th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb) = grad_out.middleCols(j0, nb).template cast<S>();
-    BiasMap(g + boff(L - 1), fan_out(L - 1)) += th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb).rowwise().sum();
-    for (Index l = L - 1; l >= 0; --l) {
-      const auto ul = static_cast<std::size_t>(l);
-      const Eigen::Ref<const Matrix<S>> dz = th.dz[ul].leftCols(nb);
-#if defined(__AVX512F__)
-      if constexpr (kAvx512Kernels) {
-        if (l == 1 && fast_path()) {
-          // Layers 1 and 0 by the AVX-512 kernels (dz is layer 1's delta, its bias gradient done).
-          const Index K = fan_out(0), M = fan_out(1), F = fan_in(0);
-          th.dz2.topLeftCorner(M, nb) = dz;  // rows M..15 stay zero
-          const Index ld = fast_ld();
-          const S* h = local ? th.h.data() : ws.a[1].data() + j0 * ld;
-          const S* sg = local ? th.s.data() : ws.aux[1].data() + j0 * ld;
-          detail::avx512::second_layer_weight_gradient(th.dz2.data(), h, K, nb, th.dw2t.data(), ld);
-          const S* w2p = M == 16 ? parameters_.data() + woff(1) : ws.w2p.data();
-          detail::avx512::dispatch_fan_in(F, [&](auto FF) {
-            detail::avx512::first_layer_backward<decltype(FF)::value>(w2p, th.dz2.data(), h, sg, ws.a[0].data() + j0 * F, K,
-                                                                      nb, th.dw0.data(), g + boff(0), ld);
-          });
-          break;
-        }
-      }
-#endif
-      const Eigen::Ref<const Matrix<S>> input = ws.a[ul].middleCols(j0, nb);
-      if (l == 0 && small_fan_in()) {
-        // dW0 += dz a0^T as axpys into a column-major accumulator (one column per input).
-        const Index h = dz.rows();
-        for (Index j = 0; j < nb; ++j) {
-          const Eigen::Map<const Vector<S>> d(th.dz[0].data() + j * h, h);
-          for (Index k = 0; k < input.rows(); ++k) th.dw0.col(k) += input(k, j) * d;
-        }
-        break;
-      }
-      product_in_pieces<true>(WeightMap(g + woff(l), fan_out(l), fan_in(l)), dz, input.transpose());
-      if (l == 0) break;
-      // dz_{l-1} = (W_l^T dz_l) .* f'(z_{l-1}), with the bias gradient of layer l-1 in the same pass.
-      Matrix<S>& prev = th.dz[ul - 1];
-      product_in_pieces<false>(prev.leftCols(nb), weight(l).transpose(), dz);
-      BiasMap db(g + boff(l - 1), fan_out(l - 1));
-      const Index h = prev.rows();
-      const S* act = ws.a[ul].data() + j0 * h;
-      const S* aux = Act::uses_aux ? ws.aux[ul].data() + j0 * h : nullptr;
-      for (Index j = 0; j < nb; ++j) {
-        S* col = prev.data() + j * h;
-        Act::backward(act + j * h, aux ? aux + j * h : nullptr, col, h);
-        db += Eigen::Map<const Vector<S>>(col, h);
-      }
-    }
-  }
+                      typename Workspace::Thread& th, Index j0, Index nb, [[maybe_unused]] bool local = false) const;
 
   std::vector<Index> hidden_widths_;
   std::vector<Index> widths_;
@@ -825,3 +526,5 @@ class MLPVectorField {
 };
 
 }  // namespace flowmatch
+
+#include "flowmatch/nn/detail/mlp_passes.hpp"  // the definitions of the per-block passes

@@ -8,6 +8,7 @@
 #include <concepts>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/types.hpp"
@@ -45,7 +46,7 @@ class Dopri5Stepper {
   using Scalar = S;
   static constexpr bool adaptive = true;
   static constexpr int order = 5;
-  static constexpr const char* name = "dopri5";
+  static constexpr std::string_view name = "dopri5";
 
   explicit Dopri5Stepper(Dopri5Options options = {}) : opt_(options) { validate(opt_); }
   Dopri5Stepper(double rtol, double atol, Index max_steps = 100000)

@@ -14,7 +14,7 @@ namespace flowmatch {
 /// of uniform steps, trajectories, the NFE count).
 ///
 /// The grid `ts` (any Eigen vector, strictly increasing, finite) is shared by every sample of the
-/// batch; the loop runs over its points (the seed's `simulate` loops over the batch axis by
+/// batch; the loop runs over its points (the reference implementation's `simulate` loops over the batch axis by
 /// mistake). Holds a reference to the ODE, which must outlive it. After the first step at a batch
 /// size, steps allocate nothing.
 template <ODE O>

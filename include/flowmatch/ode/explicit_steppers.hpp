@@ -9,6 +9,7 @@
 /// of its scalar type (one thread at a time, since the buffers are its own).
 
 #include <concepts>
+#include <string_view>
 #include <type_traits>
 
 #include "flowmatch/core/types.hpp"
@@ -17,7 +18,7 @@
 namespace flowmatch {
 
 /// CRTP base of the fixed-step steppers. `Derived` provides
-/// - `static constexpr int order, stages` and `static constexpr const char* name`;
+/// - `static constexpr int order, stages` and `static constexpr std::string_view name`;
 /// - `void resize_buffers(Index rows, Index cols)`;
 /// - `template <class O, class X> void do_step(O& ode, X& x, double t0, double t1)`, where `x` is a
 ///   writable Eigen expression and h = t1 - t0 may be negative.
@@ -65,7 +66,7 @@ class EulerStepper : public ExplicitStepperBase<EulerStepper<S>, S> {
  public:
   static constexpr int order = 1;
   static constexpr int stages = 1;
-  static constexpr const char* name = "euler";
+  static constexpr std::string_view name = "euler";
 
   void resize_buffers(Index r, Index c) { k1_.resize(r, c); }
   template <class O, class X>
@@ -84,7 +85,7 @@ class MidpointStepper : public ExplicitStepperBase<MidpointStepper<S>, S> {
  public:
   static constexpr int order = 2;
   static constexpr int stages = 2;
-  static constexpr const char* name = "midpoint";
+  static constexpr std::string_view name = "midpoint";
 
   void resize_buffers(Index r, Index c) {
     k1_.resize(r, c);
@@ -110,7 +111,7 @@ class HeunStepper : public ExplicitStepperBase<HeunStepper<S>, S> {
  public:
   static constexpr int order = 2;
   static constexpr int stages = 2;
-  static constexpr const char* name = "heun";
+  static constexpr std::string_view name = "heun";
 
   void resize_buffers(Index r, Index c) {
     k1_.resize(r, c);
@@ -136,7 +137,7 @@ class RK4Stepper : public ExplicitStepperBase<RK4Stepper<S>, S> {
  public:
   static constexpr int order = 4;
   static constexpr int stages = 4;
-  static constexpr const char* name = "rk4";
+  static constexpr std::string_view name = "rk4";
 
   void resize_buffers(Index r, Index c) {
     for (Matrix<S>* m : {&k1_, &k2_, &k3_, &k4_, &tmp_}) m->resize(r, c);

@@ -29,7 +29,7 @@ namespace flowmatch {
 /// which along the path equals alpha'_t z + beta'_t eps. Training uses this second form: it has no
 /// division, so it is finite wherever the schedules' derivatives are.
 ///
-/// Near t = 1: beta_t -> 0. The seed's form divides by beta_t and returns NaN at t = 1 (the seed
+/// Near t = 1: beta_t -> 0. The reference implementation's form divides by beta_t and returns NaN at t = 1 (the reference implementation
 /// adds 1e-4 to beta'_t to hide it). Here:
 /// - `sample_training_batch` draws t from the 2^-24 grid on [0, 1) (the law of PyTorch's float
 ///   `torch.rand`), so t <= 1 - 2^-24 and, for SquareRootBeta, |beta'_t| <= 2^11: every target
@@ -56,11 +56,11 @@ namespace flowmatch {
 /// Couplings. `Coup` (default IndependentCoupling) pairs the source and data batches of
 /// `sample_training_batch` (e.g. MinibatchOTCoupling). The trainer needs no change: the path hands
 /// it coupled batches. `sample_conditional_path` and `sample_marginal_path` draw independent pairs.
-/// With the defaults, every member draws exactly the seed's random numbers in the seed's order.
+/// With the defaults, every member draws exactly the reference implementation's random numbers in the reference implementation's order.
 template <AlphaSchedule Alpha, BetaSchedule Beta, SampleableDistribution Data,
           SampleableDistribution Source = StandardNormal, Coupling Coup = IndependentCoupling>
 class GaussianConditionalPath {
-  // The seed's draw order (t, then eps entry by entry, interleaved) applies to the default source
+  // The reference implementation's draw order (t, then eps entry by entry, interleaved) applies to the default source
   // and coupling; other sources are drawn a whole batch at a time.
   static constexpr bool kSeedSampling =
       std::same_as<Source, StandardNormal> && std::same_as<Coup, IndependentCoupling>;
@@ -127,7 +127,7 @@ class GaussianConditionalPath {
     }
   }
 
-  /// u_t(x | z) = (alpha'_t - beta'_t / beta_t alpha_t) z + beta'_t / beta_t x (the seed's form).
+  /// u_t(x | z) = (alpha'_t - beta'_t / beta_t alpha_t) z + beta'_t / beta_t x (the reference implementation's form).
   /// Needs beta_t > 0: throws InvalidArgument at a t where beta_t = 0.
   template <class DX, class DZ, TimeArgument T, class DU>
   void conditional_vector_field(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DZ>& z,
@@ -257,8 +257,8 @@ class GaussianConditionalPath {
   static constexpr bool carries_conditions() { return kCarriesConditions; }
 
  private:
-  // Everything after z: x0 (or eps), the coupling, t, x and u. For the seed's N(0, I) source
-  // with the independent coupling, eps is drawn entry by entry in the seed's order; otherwise the
+  // Everything after z: x0 (or eps), the coupling, t, x and u. For the reference workload's N(0, I) source
+  // with the independent coupling, eps is drawn entry by entry in the reference implementation's order; otherwise the
   // source batch is drawn (and paired with z by the coupling) first, into x, and read back.
   template <Real S>
   void complete_training_batch(Rng& rng, TrainingBatch<S>& batch) const {
@@ -320,8 +320,8 @@ class GaussianConditionalPath {
     check("beta.value(1)", beta_.value(1.0), 0.0, tb);
   }
 
-  // The source draw for entry (i, j): a fresh normal for the seed's N(0, I) (drawn in place, in
-  // the seed's order), else the entry of the source batch already drawn into `x`.
+  // The source draw for entry (i, j): a fresh normal for the reference workload's N(0, I) (drawn in place, in
+  // the reference implementation's order), else the entry of the source batch already drawn into `x`.
   template <class DX>
   double draw_source(Rng& rng, const Eigen::MatrixBase<DX>& x, Index i, Index j) const {
     if constexpr (std::same_as<Source, StandardNormal>) {
@@ -346,7 +346,7 @@ class GaussianConditionalPath {
     if (!(b > 0.0))
       detail::throw_invalid(where, "t", t,
                             "beta_t = " + detail::to_string_value(b) +
-                                " there: the seed's form divides by beta_t (use "
+                                " there: the reference implementation's form divides by beta_t (use "
                                 "conditional_vector_field_from_noise, or t < 1)");
   }
 

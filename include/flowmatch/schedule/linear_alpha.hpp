@@ -4,7 +4,7 @@
 
 namespace flowmatch {
 
-/// alpha_t = t, alpha'_t = 1 (the seed's LinearAlpha).
+/// alpha_t = t, alpha'_t = 1 (the reference implementation's LinearAlpha).
 struct LinearAlpha {
   double value(double t) const { return t; }
   double derivative(double /*t*/) const { return 1.0; }

@@ -15,7 +15,7 @@
 namespace flowmatch {
 
 /// X_{k+1} = X_k + h f(X_k, t_k) + sqrt(h) g(X_k, t_k) * Z_k, Z_k ~ N(0, I) drawn ONCE per step
-/// and per entry from the caller's Rng (the seed and the MIT lab draw `randn` twice, so the noise
+/// and per entry from the caller's Rng (the reference implementation and the MIT lab draw `randn` twice, so the noise
 /// they add is not the one they think). Strong order 1/2, weak order 1. Holds a reference to the
 /// SDE, which must outlive it. After the first step at a batch shape, steps allocate nothing.
 template <SDE E>

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include <flowmatch/core/random.hpp>
-#include <flowmatch/core/sinkhorn.hpp>
-#include <flowmatch/metrics/assignment.hpp>
+#include <flowmatch/ot/assignment.hpp>
+#include <flowmatch/ot/sinkhorn.hpp>
 
 using namespace flowmatch;
 
@@ -34,7 +34,7 @@ Matrix<double> squared_distances(const Matrix<double>& a, const Matrix<double>& 
 
 }  // namespace
 
-TEST_CASE("Sinkhorn plan has uniform marginals and its cost is not below the exact assignment", "[sinkhorn]") {
+TEST_CASE("Sinkhorn plan has uniform marginals and its cost is not below the exact assignment", "[ot][sinkhorn]") {
   Rng rng(5);
   const Index n = 64;
   Matrix<double> a(2, n), b(2, n);
@@ -70,7 +70,7 @@ TEST_CASE("Sinkhorn plan has uniform marginals and its cost is not below the exa
   CHECK(previous - exact < 0.05 * exact);  // small reg: close to the exact cost
 }
 
-TEST_CASE("Sinkhorn refuses a bad regularisation, naming it", "[sinkhorn][errors]") {
+TEST_CASE("Sinkhorn refuses a bad regularisation, naming it", "[ot][sinkhorn][errors]") {
   Matrix<double> c(2, 2), plan;
   c << 0, 1000, 1000, 0;
   SinkhornWorkspace ws;

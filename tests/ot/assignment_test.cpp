@@ -10,7 +10,7 @@
 #include <vector>
 
 #include <flowmatch/core/random.hpp>
-#include <flowmatch/metrics/assignment.hpp>
+#include <flowmatch/ot/assignment.hpp>
 
 using namespace flowmatch;
 
@@ -40,7 +40,7 @@ bool is_injective(const std::vector<Index>& a, Index m) {
 
 }  // namespace
 
-TEST_CASE("solve_assignment equals brute force on small square and rectangular matrices", "[metrics][assignment]") {
+TEST_CASE("solve_assignment equals brute force on small square and rectangular matrices", "[ot][assignment]") {
   Rng rng(7);
   AssignmentSolver solver;
   std::vector<Index> a;
@@ -63,7 +63,7 @@ TEST_CASE("solve_assignment equals brute force on small square and rectangular m
   }
 }
 
-TEST_CASE("solve_assignment finds the identity for points matched to themselves and is fast at n = 2000", "[metrics][assignment]") {
+TEST_CASE("solve_assignment finds the identity for points matched to themselves and is fast at n = 2000", "[ot][assignment]") {
   Rng rng(3);
   const Index n = 2000;
   Matrix<double> x(2, n);
@@ -83,7 +83,7 @@ TEST_CASE("solve_assignment finds the identity for points matched to themselves 
   CHECK(seconds < 20.0);  // generous for a loaded CI machine; about 1 s on one core
 }
 
-TEST_CASE("solve_assignment refuses empty, wide and non-finite cost matrices", "[metrics][assignment][errors]") {
+TEST_CASE("solve_assignment refuses empty, wide and non-finite cost matrices", "[ot][assignment][errors]") {
   CHECK_THROWS_AS(solve_assignment(Matrix<double>(0, 0)), InvalidArgument);
   CHECK_THROWS_WITH(solve_assignment(Matrix<double>::Zero(3, 2)), Catch::Contains("argument 'cost.cols()'"));
   Matrix<double> c = Matrix<double>::Zero(2, 2);

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// AVX-512 kernels for the two layers around a wide SiLU hidden layer with a small fan-in before
-/// it and at most 16 units after it: the seed's [x, t] (3) -> 1024 -> 16 shape. MLPVectorField<float,
+/// it and at most 16 units after it: the reference workload's [x, t] (3) -> 1024 -> 16 shape. MLPVectorField<float,
 /// SiLU> uses them when the CPU build has AVX-512 (for example -march=native on a CPU with
 /// AVX-512F) and the shape fits (see MLPVectorField::fast_path()); every other case runs the
 /// portable Eigen code.
@@ -124,7 +124,7 @@ inline void first_two_layers16(const float* w0s, const float* b0s, const float* 
   // (in a micro-benchmark 5-10% faster than four units a step unpipelined, 15-25% faster than one
   // unit at a time). Blocked summation: the registers accumulate 64 units at a time and each block's sums
   // are added to yt, so that rounding errors grow with 64 + K / 64 terms rather than with K (one
-  // sample through the seed's 1024 units: relative error 1.4e-7 against 2.6e-6 summed in one chain).
+  // sample through the reference workload's 1024 units: relative error 1.4e-7 against 2.6e-6 summed in one chain).
   auto activations = [&](Index k, __m512* h) {
     for (int u = 0; u < 2; ++u) {
       __m512 t = _mm512_set1_ps(b0s[k + u]);
@@ -195,7 +195,7 @@ inline void output_layer16(const OutputLayer& o, const float* y, float* out) {
 /// folding one time into the bias beforehand as fma(w0s[:, F - 1], t, b0s) gives bit-identical
 /// results. Columns go 16 at a time (first_two_layers16); a last partial group runs with zero
 /// inputs in its unused lanes. A group whose pre-activations `bound` keeps within kUncappedLimit
-/// (every group of the seed's sampling: there |t| stays under 50) runs silu_log2 without its cap;
+/// (every group of the reference workload's sampling: there |t| stays under 50) runs silu_log2 without its cap;
 /// any other group, non-finite inputs included, with it.
 template <int F, bool TimeFirst>
 inline void first_two_layers(const float* w0s, const float* b0s, const float* in, Index in_stride, Index K, Index nb,
