@@ -1,6 +1,6 @@
 // docs/extending.md, "An activation": a user's own activation policy, written outside the library
-// (the block between the [extending.md] markers is quoted verbatim by the page, and
-// tests/extend/docs_sync_test.cpp checks that it still is). Softplus with a hand-written
+// (between the [extending.md] markers; the page quotes parts of this file, and
+// tests/extend/docs_sync_test.cpp fails if a quote no longer matches). Softplus with a hand-written
 // derivative, saved by the forward pass (sigmoid(z) in the auxiliary array), plugged into
 // MLPVectorField<S, Softplus>.
 //
@@ -65,6 +65,12 @@ static_assert(flowmatch::Activation<Softplus>);
 
 using namespace flowmatch;
 using user::Softplus;
+
+namespace {
+
+Gaussian toy_data() { return Gaussian(Vector<double>{{3.0, -2.0}}, Vector<double>{{0.5, 0.5}}); }
+
+}  // namespace
 
 TEST_CASE("extend/activation: Softplus value, forward, derivative and backward agree", "[extend][activation]") {
   const std::vector<double> zs = {-30.0, -4.0, -1.0, -0.25, 0.0, 0.3, 1.0, 2.5, 7.0, 30.0};
@@ -134,12 +140,11 @@ TEST_CASE("extend/activation: MLPVectorField<double, Softplus> backward matches 
 }
 
 TEST_CASE("extend/activation: a float MLPVectorField<float, Softplus> trains with CFMTrainer", "[extend][activation]") {
-  GaussianConditionalPath path(Gaussian(Vector<double>{{3.0, -2.0}}, Vector<double>{{0.5, 0.5}}), LinearAlpha{},
-                               LinearBeta{});
-  MLPVectorField<float, Softplus> model(2, {32, 32}, 3);
+  GaussianConditionalPath path(toy_data(), LinearAlpha{}, LinearBeta{});
+  MLPVectorField<float, user::Softplus> model(2, {32, 32}, 3);
   Adam<float> adam(1e-2);
   CFMTrainer trainer(path, model, adam, 4);
-  const std::vector<double> losses = trainer.train(200, 128);
+  const std::vector<double> losses = trainer.train(300, 32);
   double first = 0.0, last = 0.0;
   for (std::size_t k = 0; k < 20; ++k) {
     REQUIRE(std::isfinite(losses[k]));

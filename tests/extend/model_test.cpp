@@ -1,9 +1,8 @@
 // docs/extending.md, "A model": a user's own trainable vector field with its own state, written
-// outside the library (the blocks between the [extending.md] markers are quoted verbatim by the
-// page, and tests/extend/docs_sync_test.cpp checks that they still are). A residual MLP: it
-// satisfies TrainableVectorField (so CFMTrainer trains it and LearnedVectorFieldODE samples it)
-// and the state protocol of core/state.hpp (so it is saved and loaded with no change to the
-// library).
+// outside the library (between the [extending.md] markers; the page quotes parts of this file, and
+// tests/extend/docs_sync_test.cpp fails if a quote no longer matches). A residual MLP: it satisfies
+// TrainableVectorField (so CFMTrainer trains it and LearnedVectorFieldODE samples it) and the state
+// protocol of core/state.hpp (so it is saved and loaded with no change to the library).
 //
 // What the tests prove: its hand-written backward pass matches five-point differences of its
 // forward pass for every parameter (double); CFMTrainer trains it (finite, falling losses) and
@@ -31,10 +30,12 @@
 #include "support/gradient_check.hpp"
 
 // [extending.md: model]
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <flowmatch/core/error.hpp>
@@ -60,8 +61,8 @@ class ResidualField {
   static constexpr std::string_view state_scope = "model";  // its default name in a checkpoint
 
   struct Workspace {
-    Matrix<S> in, out, dh, tmp;         // [x; t], the output, and backward's deltas
-    std::vector<Matrix<S>> h, a;        // h_k and tanh(h_k), k = 0..K
+    Matrix<S> in, out, dh, tmp;    // [x; t], the output, backward's deltas
+    std::vector<Matrix<S>> h, a;   // h_k and tanh(h_k), k = 0..K
   };
 
   ResidualField(Index dim, Index width, Index blocks, std::uint64_t seed = 0)
@@ -84,19 +85,22 @@ class ResidualField {
 
   template <class DX, flowmatch::TimeArgument T, class DO>
   void forward(const Eigen::MatrixBase<DX>& x, const T& t, const Eigen::MatrixBase<DO>& out, Workspace& ws) const {
-    flowmatch::detail::writable(out) = forward_train(x, t, ws);
+    const_cast<Eigen::MatrixBase<DO>&>(out) = forward_train(x, t, ws);  // Eigen's idiom for output arguments
   }
 
   template <class DX, flowmatch::TimeArgument T>
   const Matrix<S>& forward_train(const Eigen::MatrixBase<DX>& x, const T& t, Workspace& ws) const {
     const Index n = x.cols();
     if (x.rows() != dim_ || n < 1) throw flowmatch::DimensionMismatch("user::ResidualField: x must be dim x n, n >= 1");
-    flowmatch::detail::require_unit_times("user::ResidualField::forward", "t", t, n);
     ws.h.resize(static_cast<std::size_t>(blocks_ + 1));
     ws.a.resize(ws.h.size());
     ws.in.resize(dim_ + 1, n);
     ws.in.topRows(dim_) = x.template cast<S>();
-    for (Index j = 0; j < n; ++j) ws.in(dim_, j) = static_cast<S>(flowmatch::detail::time_at(t, j));
+    for (Index j = 0; j < n; ++j) {
+      const double tj = time_at(t, j);
+      if (!(tj >= 0.0 && tj <= 1.0)) throw flowmatch::InvalidArgument("user::ResidualField: a time is outside [0, 1]");
+      ws.in(dim_, j) = static_cast<S>(tj);
+    }
     ws.h[0].noalias() = weight(0) * ws.in;
     ws.h[0].colwise() += bias(0);
     for (Index k = 0; k <= blocks_; ++k) {
@@ -130,7 +134,6 @@ class ResidualField {
     bias_grad(0) = ws.dh.rowwise().sum();
   }
 
-  // [extending.md: model-state]
   // The state protocol: a type tag and the settings as attributes, one tensor per weight and bias.
   void save_state(flowmatch::StateWriter& w) const {
     w.text("type", "residual_field");
@@ -160,9 +163,17 @@ class ResidualField {
     if (!p.allFinite()) r.fail("holds a non-finite parameter");
     parameters_ = p;
   }
-  // [end]
 
  private:
+  template <class T>
+  static double time_at(const T& t, Index j) {
+    if constexpr (std::is_arithmetic_v<T>) {
+      (void)j;
+      return static_cast<double>(t);
+    } else {
+      return static_cast<double>(t(j));
+    }
+  }
   Index layers() const { return blocks_ + 2; }
   Index fan_in(Index l) const { return l == 0 ? dim_ + 1 : width_; }
   Index fan_out(Index l) const { return l == layers() - 1 ? dim_ : width_; }
@@ -181,7 +192,9 @@ class ResidualField {
     return {parameters_.data() + offset(l) + fan_out(l) * fan_in(l), fan_out(l)};
   }
   WeightMap weight_grad(Index l) { return {gradients_.data() + offset(l), fan_out(l), fan_in(l)}; }
-  Eigen::Map<Vector<S>> bias_grad(Index l) { return {gradients_.data() + offset(l) + fan_out(l) * fan_in(l), fan_out(l)}; }
+  Eigen::Map<Vector<S>> bias_grad(Index l) {
+    return {gradients_.data() + offset(l) + fan_out(l) * fan_in(l), fan_out(l)};
+  }
 
   Index dim_, width_, blocks_;
   Vector<S> parameters_, gradients_;
@@ -194,7 +207,6 @@ static_assert(flowmatch::Stateful<ResidualField<float>>);
 // [end]
 
 using namespace flowmatch;
-using user::ResidualField;
 
 namespace {
 
@@ -220,7 +232,7 @@ StateDict replaced(const StateDict& dict, const std::string& key, const std::str
 
 TEST_CASE("extend/model: ResidualField backward matches finite differences (double)", "[extend][model][gradient]") {
   const Index dim = 3, n = 4;
-  ResidualField<double> model(dim, 5, 2, 7);
+  user::ResidualField<double> model(dim, 5, 2, 7);
   Rng rng(13);
   Matrix<double> x(dim, n), c(dim, n);
   RowVector<double> t(n);
@@ -228,7 +240,7 @@ TEST_CASE("extend/model: ResidualField backward matches finite differences (doub
   rng.fill_normal(c);
   rng.fill_uniform(t);
 
-  ResidualField<double>::Workspace ws;
+  user::ResidualField<double>::Workspace ws;
   model.forward_train(x, t, ws);
   model.gradients().setConstant(std::numeric_limits<double>::quiet_NaN());  // backward must write all
   model.backward(c, ws);
@@ -261,7 +273,7 @@ TEST_CASE("extend/model: ResidualField backward matches finite differences (doub
 
 TEST_CASE("extend/model: CFMTrainer trains ResidualField and EulerSimulator samples it", "[extend][model]") {
   GaussianConditionalPath path(toy_data(), LinearAlpha{}, LinearBeta{});
-  ResidualField<float> model(2, 32, 2, 1);
+  user::ResidualField<float> model(2, 32, 2, 1);
   Adam<float> adam(1e-2);
   CFMTrainer trainer(path, model, adam, 2);
   const std::vector<double> losses = trainer.train(400, 128);
@@ -287,9 +299,18 @@ TEST_CASE("extend/model: CFMTrainer trains ResidualField and EulerSimulator samp
 
 TEST_CASE("extend/model: ResidualField round-trips through save_state_parts / load_state_parts",
           "[extend][model][state]") {
-  ResidualField<double> model(2, 6, 2, 1);
+  user::ResidualField<double> model(2, 6, 2, 1), copy(2, 6, 2, 99);  // other parameters
+  REQUIRE(copy.parameters() != model.parameters());
   StateDict dict;
-  save_state_parts(dict, model);  // bare: under its state_scope, "model."
+  save_state_parts(dict, model);           // under its state_scope: "model.type", "model.in.weight", ...
+  load_state_parts(dict, "memory", copy);  // "memory" names the source in error messages
+  CHECK(copy.parameters() == model.parameters());
+  Matrix<double> x(2, 5);
+  Rng rng(4);
+  rng.fill_normal(x);
+  const RowVector<double> t = RowVector<double>::LinSpaced(5, 0.0, 1.0);
+  CHECK(evaluate(copy, x, t) == evaluate(model, x, t));
+
   REQUIRE(dict.find_attribute("model.type") != nullptr);
   CHECK(*dict.find_attribute("model.type") == "residual_field");
   CHECK(*dict.find_attribute("model.width") == "6");
@@ -297,44 +318,36 @@ TEST_CASE("extend/model: ResidualField round-trips through save_state_parts / lo
   CHECK(dict.find_tensor("model.in.weight")->shape == std::vector<std::int64_t>{6, 3});
   CHECK(dict.find_tensor("model.blocks.1.weight")->shape == std::vector<std::int64_t>{6, 6});
   CHECK(dict.find_tensor("model.out.bias")->dtype == DType::F64);
-
-  ResidualField<double> copy(2, 6, 2, 99);  // other parameters
-  Matrix<double> x(2, 5);
-  Rng rng(4);
-  rng.fill_normal(x);
-  const RowVector<double> t = RowVector<double>::LinSpaced(5, 0.0, 1.0);
-  REQUIRE(evaluate(copy, x, t) != evaluate(model, x, t));
-  load_state_parts(dict, "memory", copy);
-  CHECK(copy.parameters() == model.parameters());
-  CHECK(evaluate(copy, x, t) == evaluate(model, x, t));
+  CHECK(dict.tensors().size() == 8);     // in, 2 blocks, out: a weight and a bias each
+  CHECK(dict.attributes().size() == 5);  // type, scalar, dim, width, blocks
 
   // Under another name, as one part among several would be.
   StateDict named;
   save_state_parts(named, state_part("ema_model", model));
-  ResidualField<double> copy2(2, 6, 2, 5);
+  user::ResidualField<double> copy2(2, 6, 2, 5);
   load_state_parts(named, "memory", state_part("ema_model", copy2));
   CHECK(copy2.parameters() == model.parameters());
 }
 
 TEST_CASE("extend/model: ResidualField refuses state that does not fit, and is left unchanged",
           "[extend][model][state]") {
-  ResidualField<double> model(2, 6, 2, 1);
+  user::ResidualField<double> model(2, 6, 2, 1);
   StateDict dict;
   save_state_parts(dict, model);
 
-  ResidualField<double> wider(2, 8, 2, 3);
+  user::ResidualField<double> wider(2, 8, 2, 3);
   const Vector<double> before = wider.parameters();
   CHECK_THROWS_WITH(load_state_parts(dict, "m.safetensors", wider),
                     Catch::Contains("width = 6, the model passed has 8") && Catch::Contains("m.safetensors"));
   CHECK_THROWS_AS(load_state_parts(dict, "m.safetensors", wider), CheckpointMismatchError);
   CHECK(wider.parameters() == before);
 
-  ResidualField<double> deeper(2, 6, 3, 3);
+  user::ResidualField<double> deeper(2, 6, 3, 3);
   CHECK_THROWS_AS(load_state_parts(dict, "m", deeper), CheckpointMismatchError);
-  ResidualField<float> in_float(2, 6, 2, 3);
+  user::ResidualField<float> in_float(2, 6, 2, 3);
   CHECK_THROWS_WITH(load_state_parts(dict, "m", in_float), Catch::Contains("scalar type 'double'"));
 
-  ResidualField<double> target(2, 6, 2, 3);
+  user::ResidualField<double> target(2, 6, 2, 3);
   const Vector<double> kept = target.parameters();
   const std::string other_type = "mlp_vector_field";
   CHECK_THROWS_WITH(load_state_parts(replaced(dict, "model.type", &other_type, nullptr), "m", target),

@@ -1,7 +1,7 @@
 // docs/extending.md, "A schedule": a user's own alpha/beta schedule, written outside the library
-// (the block between the [extending.md] markers is quoted verbatim by the page, and
-// tests/extend/docs_sync_test.cpp checks that it still is). It satisfies AlphaSchedule and
-// BetaSchedule, GaussianConditionalPath accepts it, and CFMTrainer trains with it.
+// (between the [extending.md] markers; the page quotes parts of this file, and
+// tests/extend/docs_sync_test.cpp fails if a quote no longer matches). It satisfies AlphaSchedule
+// and BetaSchedule, GaussianConditionalPath accepts it, and CFMTrainer trains with it.
 //
 // What the tests prove: exact endpoints; derivative() agrees with central differences of value();
 // the path's training batches are built from this schedule (u = alpha'_t z + beta'_t eps for the
@@ -118,7 +118,7 @@ TEST_CASE("extend/schedule: CFMTrainer trains with the smoothstep path and the f
   MLPVectorField<float, SiLU> model(2, {32, 32}, 1);
   Adam<float> adam(1e-2);
   CFMTrainer trainer(path, model, adam, 2);
-  const std::vector<double> losses = trainer.train(600, 128);
+  const std::vector<double> losses = trainer.train(1000, 32);
   double first = 0.0, last = 0.0;
   for (int k = 0; k < 20; ++k) {
     first += losses[static_cast<std::size_t>(k)] / 20.0;
@@ -129,10 +129,10 @@ TEST_CASE("extend/schedule: CFMTrainer trains with the smoothstep path and the f
   CHECK(last < 0.5 * first);
 
   Rng rng(3);
-  Matrix<float> x0 = Gaussian::standard(2).sample<float>(500, rng);
+  Matrix<float> x0 = Gaussian::standard(2).sample<float>(256, rng);
   LearnedVectorFieldODE ode(model);
   EulerSimulator simulator(ode);
-  const Matrix<float> x1 = simulator.simulate(x0, 100);
+  const Matrix<float> x1 = simulator.simulate(x0, 50);
   const Vector<double> mean = x1.cast<double>().rowwise().mean();
   INFO("sample mean " << mean.transpose());
   CHECK(std::abs(mean(0) - 3.0) < 0.3);

@@ -1,7 +1,8 @@
 // docs/extending.md, "A stepper": a user's own fixed-step ODE method, written outside the library
-// (the block between the [extending.md] markers is quoted verbatim by the page, and
-// tests/extend/docs_sync_test.cpp checks that it still is). Ralston's second-order method on the
-// library's CRTP base: it satisfies FixedStepper and runs in ODESimulator like the built-in ones.
+// (between the [extending.md] markers; the page quotes parts of this file, and
+// tests/extend/docs_sync_test.cpp fails if a quote no longer matches). Ralston's second-order
+// method on the library's CRTP base: it satisfies FixedStepper and runs in ODESimulator like the
+// built-in ones.
 //
 // What the tests prove: its observed order of convergence is 2 on dx/dt = -x and on a rotation
 // whose speed depends on t (which also checks that its second stage is evaluated at the right
@@ -19,6 +20,8 @@
 #include <flowmatch/ode/simulator.hpp>
 
 // [extending.md: stepper]
+#include <string_view>
+
 #include <flowmatch/ode/explicit_steppers.hpp>
 
 namespace user {
@@ -30,7 +33,7 @@ class RalstonStepper : public flowmatch::ExplicitStepperBase<RalstonStepper<S>, 
  public:
   static constexpr int order = 2;
   static constexpr int stages = 2;
-  static constexpr const char* name = "ralston";
+  static constexpr std::string_view name = "ralston";
 
   void resize_buffers(flowmatch::Index rows, flowmatch::Index cols) {
     for (flowmatch::Matrix<S>* m : {&k1_, &k2_, &tmp_}) m->resize(rows, cols);
@@ -104,7 +107,8 @@ double error_after(O& ode, Index steps, const Matrix<double>& exact) {
 template <template <class> class Method, class O>
 std::vector<double> observed_orders(O& ode, const Matrix<double>& exact) {
   std::vector<double> p;
-  for (Index n = 8; n <= 32; n *= 2) p.push_back(std::log2(error_after<Method>(ode, n, exact) / error_after<Method>(ode, 2 * n, exact)));
+  for (Index n = 8; n <= 32; n *= 2)
+    p.push_back(std::log2(error_after<Method>(ode, n, exact) / error_after<Method>(ode, 2 * n, exact)));
   return p;
 }
 
