@@ -128,6 +128,18 @@ double median(std::vector<double> v) {
   return *mid;
 }
 
+// The EMA of the weights when --ema is given, else nothing: a part of every checkpoint either way
+// (with no EMA it saves nothing, and loading one finds nothing under "ema.").
+struct OptionalEma {
+  std::optional<fm::ExponentialMovingAverage<float>> average;
+  void save_state(fm::StateWriter& w) const {
+    if (average) average->save_state(w);
+  }
+  void load_state(const fm::StateReader& r) {
+    if (average) average->load_state(r);
+  }
+};
+
 // What training hands to sampling and the report.
 struct Trained {
   fm::MLPVectorField<float, fm::SiLU> model;  // the EMA weights with --ema
@@ -190,25 +202,21 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
   const auto seed = static_cast<std::uint64_t>(opt.seed);
   Model model(2, hidden, seed);
   fm::CFMTrainer trainer(path, model, optimizer, seed + 1);
-  std::optional<fm::ExponentialMovingAverage<float>> ema;
-  if (opt.ema > 0.0) ema.emplace(opt.ema);
+  OptionalEma ema;
+  if (opt.ema > 0.0) ema.average.emplace(opt.ema);
   // Every checkpoint holds the trainer (model, optimizer, step count, generator) and the EMA.
-  const auto save = [&](const std::filesystem::path& file) {
-    if (ema) fm::save_checkpoint(file, trainer, *ema);
-    else fm::save_checkpoint(file, trainer);
-  };
+  const auto ema_part = fm::state_part("ema", ema);
   if (!opt.resume.empty()) {
-    if (ema) fm::load_checkpoint(opt.resume, trainer, *ema);
-    else fm::load_checkpoint(opt.resume, trainer);
+    fm::load_checkpoint(opt.resume, trainer, ema_part);
     std::printf("gmm2d: resumed from '%s' at step %lld (%s, learning rate %g%s)\n", opt.resume.c_str(),
                 trainer.steps_done(), opt.optimizer.c_str(), optimizer.learning_rate(),
-                ema ? ", with EMA" : "");
+                ema.average ? ", with EMA" : "");
   }
   const long long steps_to_run = std::max(0LL, opt.steps - trainer.steps_done());
 
   std::printf("gmm2d: %lld steps, batch %lld, %s lr %g%s%s, MLP 3-", opt.steps, opt.batch, opt.optimizer.c_str(),
               opt.lr, opt.warmup > 0 ? (", warm-up " + std::to_string(opt.warmup) + " + cosine").c_str() : "",
-              ema ? (", EMA " + fm::detail::format_real(opt.ema)).c_str() : "");
+              ema.average ? (", EMA " + fm::detail::format_real(opt.ema)).c_str() : "");
   for (auto h : hidden) std::printf("%lld-", static_cast<long long>(h));
   std::printf("2 (%lld parameters), %d thread(s), seed %lld\n",
               static_cast<long long>(model.num_parameters()), fm::num_threads(), opt.seed);
@@ -219,9 +227,10 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
   const std::filesystem::path out_dir(opt.out);
   const std::filesystem::path checkpoint_dir =
       opt.checkpoint_dir.empty() ? out_dir / "checkpoints" : std::filesystem::path(opt.checkpoint_dir);
-  std::optional<fm::PeriodicCheckpoint> checkpoints;
+  std::optional<fm::PeriodicCheckpoint<decltype(trainer), fm::NamedPart<OptionalEma>>> checkpoints;
   if (opt.checkpoint_every > 0)
-    checkpoints.emplace(checkpoint_dir, opt.checkpoint_every, static_cast<int>(opt.checkpoint_keep), "gmm2d");
+    checkpoints.emplace(trainer, checkpoint_dir, opt.checkpoint_every, static_cast<int>(opt.checkpoint_keep), "gmm2d",
+                        ema_part);
   double last = 0.0;
   stop_requested.store(false);
   std::signal(SIGINT, on_sigint);
@@ -234,11 +243,9 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
         last = p.seconds;
         progress(p);
       },
-      [&](const fm::TrainProgress&) {
-        if (ema) ema->update(model.parameters());
-      },
       [&](const fm::TrainProgress& p) {
-        if (checkpoints && checkpoints->due(p)) save(checkpoints->next_file(p));
+        if (ema.average) ema.average->update(model.parameters());
+        if (checkpoints) (*checkpoints)(p);
         return !stop_requested.load();
       });
   out.train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
@@ -246,10 +253,14 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
   std::signal(SIGINT, SIG_DFL);
   // The final checkpoint: --save, or on Ctrl-C wherever the periodic ones go (or <out>/interrupted.safetensors).
   std::filesystem::path final_checkpoint;
-  if (!opt.save.empty()) final_checkpoint = opt.save;
-  else if (interrupted) final_checkpoint = checkpoints ? checkpoints->file_for(trainer.steps_done()) : out_dir / "interrupted.safetensors";
+  if (!opt.save.empty()) {
+    final_checkpoint = opt.save;
+    fm::save_checkpoint(final_checkpoint, trainer, ema_part);
+  } else if (interrupted) {
+    final_checkpoint = checkpoints ? checkpoints->save_now() : out_dir / "interrupted.safetensors";
+    if (!checkpoints) fm::save_checkpoint(final_checkpoint, trainer, ema_part);
+  }
   if (!final_checkpoint.empty()) {
-    save(final_checkpoint);
     std::printf("checkpoint at step %lld written to %s\n", trainer.steps_done(), final_checkpoint.string().c_str());
   }
   if (interrupted) {
@@ -260,7 +271,7 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
   const std::size_t warmup = std::min<std::size_t>(20, step_seconds.size() / 2);
   out.ms_step = 1e3 * median(std::vector<double>(step_seconds.begin() + static_cast<std::ptrdiff_t>(warmup), step_seconds.end()));
   out.model = model;
-  if (ema && ema->updates() > 0) ema->copy_to(out.model.parameters());  // sample with the averaged weights
+  if (ema.average && ema.average->updates() > 0) ema.average->copy_to(out.model.parameters());  // sample with the averaged weights
   return out;
 }
 
