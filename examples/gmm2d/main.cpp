@@ -38,6 +38,12 @@ struct Options : fm::examples::CommonOptions {
   long long checkpoint_every = 0;   // periodic checkpoints into checkpoint_dir (0: none)
   std::string checkpoint_dir;       // default: <out>/checkpoints
   long long checkpoint_keep = 3;
+  std::string optimizer = "adam";   // adam | adamw | sgd
+  double weight_decay = 1e-2;       // AdamW's decoupled weight decay (PyTorch's default)
+  double momentum = 0.9;            // SGD's momentum
+  long long warmup = 0;             // warm-up steps, then cosine decay to 0 at --steps (0: constant lr)
+  double ema = 0.0;                 // decay of the EMA of the weights used for sampling (0: no EMA)
+  long long schedule_steps = 0;     // length of the cosine schedule (0: --steps; a resumed run keeps its file's)
 };
 
 // Ctrl-C: the handler only sets this flag; the training callback sees it and stops training, and
@@ -111,7 +117,154 @@ double median(std::vector<double> v) {
   return *mid;
 }
 
-int run(const Options& opt) {
+// The EMA of the weights when --ema is given, else nothing: a part of every checkpoint either way
+// (with no EMA it saves nothing, and loading one finds nothing under "ema.").
+struct OptionalEma {
+  std::optional<fm::ExponentialMovingAverage<float>> average;
+  void save_state(fm::StateWriter& w) const {
+    if (average) average->save_state(w);
+  }
+  void load_state(const fm::StateReader& r) {
+    if (average) average->load_state(r);
+  }
+};
+
+// What training hands to sampling and the report.
+struct Trained {
+  fm::MLPVectorField<float, fm::SiLU> model;  // the EMA weights with --ema
+  std::vector<double> losses;
+  double train_s = 0.0, ms_step = 0.0;
+};
+
+using Model = fm::MLPVectorField<float, fm::SiLU>;
+
+// --resume: the run's settings are the file's (architecture, optimizer and its hyper-parameters,
+// warm-up and schedule length, EMA), whatever the flags say; the file is fully checked here and
+// again when it is loaded.
+void adopt_checkpoint_settings(Options& opt, std::vector<fm::Index>& hidden) {
+  const fm::StateDict dict = fm::read_checkpoint(opt.resume);
+  const fm::StateReader r(dict, opt.resume);
+  const auto refuse = [&](const std::string& why) {
+    throw fm::Error("'" + opt.resume + "' is not a gmm2d training checkpoint: " + why);
+  };
+  if (!r.has_attribute("model.type") || r.text("model.type") != "mlp_vector_field" ||
+      r.text("model.scalar") != "float" || r.text("model.activation") != "silu")
+    refuse("it holds no float SiLU MLP vector field");
+  const std::vector<long long> widths = r.integers("model.widths");
+  if (widths.size() < 2 || widths.front() != 3 || widths.back() != 2) refuse("the MLP is not 3-...-2");
+  hidden.assign(widths.begin() + 1, widths.end() - 1);
+  if (!r.has_attribute("trainer.steps_done")) refuse("it holds no trainer state (saved from a model alone)");
+  fm::StateReader o = r.scope("optimizer");
+  opt.warmup = 0;
+  if (o.text("type") == "scheduled") {
+    const fm::StateReader schedule = o.scope("schedule");
+    if (schedule.text("type") != "warmup_cosine") refuse("its learning-rate schedule is not warm-up + cosine");
+    opt.warmup = schedule.integer("warmup_steps");
+    opt.schedule_steps = schedule.integer("total_steps");
+    o = o.scope("inner");
+  }
+  opt.optimizer = o.text("type");
+  if (opt.optimizer == "adamw") opt.weight_decay = o.real("weight_decay");
+  else if (opt.optimizer == "sgd") opt.momentum = o.real("momentum");
+  else if (opt.optimizer != "adam") refuse("its optimizer '" + opt.optimizer + "' is not adam, adamw or sgd");
+  opt.ema = r.has_attribute("ema.decay") ? r.real("ema.decay") : 0.0;
+}
+
+// Calls f(optimizer) with the optimizer the options name, wrapped in a warm-up + cosine schedule
+// when --warmup > 0.
+template <class F>
+Trained with_optimizer(const Options& opt, F&& f) {
+  const auto go = [&](auto inner) {
+    if (opt.warmup == 0) return f(std::move(inner));
+    const long long total = opt.schedule_steps > 0 ? opt.schedule_steps : opt.steps;
+    return f(fm::ScheduledOptimizer(std::move(inner), fm::WarmupCosineLR(opt.warmup, total)));
+  };
+  if (opt.optimizer == "adam") return go(fm::Adam<float>(opt.lr));
+  if (opt.optimizer == "adamw") return go(fm::AdamW<float>(opt.lr, opt.weight_decay));
+  return go(fm::SGD<float>(opt.lr, opt.momentum));
+}
+
+template <class Opt>
+Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt optimizer, bool& interrupted) {
+  const fm::GaussianConditionalPath path(fm::GaussianMixture::symmetric_2D(11, 1.0, 10.0), fm::LinearAlpha{},
+                                         fm::SquareRootBeta{});
+  const auto seed = static_cast<std::uint64_t>(opt.seed);
+  Model model(2, hidden, seed);
+  fm::CFMTrainer trainer(path, model, optimizer, seed + 1);
+  OptionalEma ema;
+  if (opt.ema > 0.0) ema.average.emplace(opt.ema);
+  // Every checkpoint holds the trainer (model, optimizer, step count, generator) and the EMA.
+  const auto ema_part = fm::state_part("ema", ema);
+  if (!opt.resume.empty()) {
+    fm::load_checkpoint(opt.resume, trainer, ema_part);
+    std::printf("gmm2d: resumed from '%s' at step %lld (%s, learning rate %g%s)\n", opt.resume.c_str(),
+                trainer.steps_done(), opt.optimizer.c_str(), optimizer.learning_rate(),
+                ema.average ? ", with EMA" : "");
+  }
+  const long long steps_to_run = std::max(0LL, opt.steps - trainer.steps_done());
+
+  std::printf("gmm2d: %lld steps, batch %lld, %s lr %g%s%s, MLP 3-", opt.steps, opt.batch, opt.optimizer.c_str(),
+              opt.lr, opt.warmup > 0 ? (", warm-up " + std::to_string(opt.warmup) + " + cosine").c_str() : "",
+              ema.average ? (", EMA " + fm::detail::format_real(opt.ema)).c_str() : "");
+  for (auto h : hidden) std::printf("%lld-", static_cast<long long>(h));
+  std::printf("2 (%lld parameters), %d thread(s), seed %lld\n",
+              static_cast<long long>(model.num_parameters()), fm::num_threads(), opt.seed);
+
+  std::vector<double> step_seconds;
+  step_seconds.reserve(static_cast<std::size_t>(steps_to_run));
+  fm::examples::ProgressReporter progress(500);
+  const std::filesystem::path out_dir(opt.out);
+  const std::filesystem::path checkpoint_dir =
+      opt.checkpoint_dir.empty() ? out_dir / "checkpoints" : std::filesystem::path(opt.checkpoint_dir);
+  std::optional<fm::PeriodicCheckpoint<decltype(trainer), fm::NamedPart<OptionalEma>>> checkpoints;
+  if (opt.checkpoint_every > 0)
+    checkpoints.emplace(trainer, checkpoint_dir, opt.checkpoint_every, static_cast<int>(opt.checkpoint_keep), "gmm2d",
+                        ema_part);
+  double last = 0.0;
+  stop_requested.store(false);
+  std::signal(SIGINT, on_sigint);
+  const auto t_train = std::chrono::steady_clock::now();
+  Trained out{model, {}, 0.0, 0.0};
+  out.losses = trainer.train(
+      steps_to_run, opt.batch,
+      [&](const fm::TrainProgress& p) {
+        step_seconds.push_back(p.seconds - last);
+        last = p.seconds;
+        progress(p);
+      },
+      [&](const fm::TrainProgress& p) {
+        if (ema.average) ema.average->update(model.parameters());
+        if (checkpoints) (*checkpoints)(p);
+        return !stop_requested.load();
+      });
+  out.train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
+  interrupted = stop_requested.load();
+  std::signal(SIGINT, SIG_DFL);
+  // The final checkpoint: --save, or on Ctrl-C wherever the periodic ones go (or <out>/interrupted.safetensors).
+  std::filesystem::path final_checkpoint;
+  if (!opt.save.empty()) {
+    final_checkpoint = opt.save;
+    fm::save_checkpoint(final_checkpoint, trainer, ema_part);
+  } else if (interrupted) {
+    final_checkpoint = checkpoints ? checkpoints->save_now() : out_dir / "interrupted.safetensors";
+    if (!checkpoints) fm::save_checkpoint(final_checkpoint, trainer, ema_part);
+  }
+  if (!final_checkpoint.empty()) {
+    std::printf("checkpoint at step %lld written to %s\n", trainer.steps_done(), final_checkpoint.string().c_str());
+  }
+  if (interrupted) {
+    std::printf("\ngmm2d: interrupted at step %lld of %lld; continue with --resume %s\n", trainer.steps_done(),
+                opt.steps, final_checkpoint.string().c_str());
+    return out;
+  }
+  const std::size_t warmup = std::min<std::size_t>(20, step_seconds.size() / 2);
+  out.ms_step = 1e3 * median(std::vector<double>(step_seconds.begin() + static_cast<std::ptrdiff_t>(warmup), step_seconds.end()));
+  out.model = model;
+  if (ema.average && ema.average->updates() > 0) ema.average->copy_to(out.model.parameters());  // sample with the averaged weights
+  return out;
+}
+
+int run(Options opt) {
   using Clock = std::chrono::steady_clock;
   fm::set_num_threads(static_cast<int>(opt.threads));
   const std::filesystem::path out_dir(opt.out);
@@ -122,72 +275,19 @@ int run(const Options& opt) {
   const fm::GaussianMixture p_data = fm::GaussianMixture::symmetric_2D(11, 1.0, 10.0);
   const fm::GaussianConditionalPath path(p_data, fm::LinearAlpha{}, fm::SquareRootBeta{});
   std::vector<fm::Index> hidden(opt.hidden.begin(), opt.hidden.end());
-  if (!opt.resume.empty()) {
-    // The architecture is the checkpoint's (the file is fully checked here, and again on loading).
-    const fm::CheckpointInfo info = fm::read_checkpoint_info(opt.resume);
-    if (info.scalar != "float" || info.activation != "silu" || info.layer_widths.size() < 2 ||
-        info.layer_widths.front() != 3 || info.layer_widths.back() != 2 || info.optimizer != "adam" ||
-        !info.has_trainer_state)
-      throw fm::Error("'" + opt.resume + "' is not a gmm2d training checkpoint (float SiLU MLP 3-...-2, Adam, trainer state)");
-    hidden.assign(info.layer_widths.begin() + 1, info.layer_widths.end() - 1);
-  }
+  if (!opt.resume.empty()) adopt_checkpoint_settings(opt, hidden);
+  if (opt.warmup > 0 && opt.warmup >= (opt.schedule_steps > 0 ? opt.schedule_steps : opt.steps))
+    throw fm::InvalidArgument("--warmup " + std::to_string(opt.warmup) + " must be below --steps " +
+                              std::to_string(opt.steps));
   const auto seed = static_cast<std::uint64_t>(opt.seed);
-  fm::MLPVectorField<float, fm::SiLU> model(2, hidden, seed);
-  fm::Adam<float> adam(opt.lr);
-  fm::CFMTrainer trainer(path, model, adam, seed + 1);
-  if (!opt.resume.empty()) {
-    fm::load_checkpoint(opt.resume, trainer);
-    std::printf("gmm2d: resumed from '%s' at step %lld (learning rate %g)\n", opt.resume.c_str(),
-                trainer.steps_done(), adam.learning_rate());
-  }
-  const long long steps_to_run = std::max(0LL, opt.steps - trainer.steps_done());
-
-  std::printf("gmm2d: %lld steps, batch %lld, lr %g, MLP 3-", opt.steps, opt.batch, opt.lr);
-  for (auto h : hidden) std::printf("%lld-", static_cast<long long>(h));
-  std::printf("2 (%lld parameters), %d thread(s), seed %lld\n",
-              static_cast<long long>(model.num_parameters()), fm::num_threads(), opt.seed);
 
   // ---------------------------------------------------------------- training
-  std::vector<double> step_seconds;
-  step_seconds.reserve(static_cast<std::size_t>(steps_to_run));
-  fm::examples::ProgressReporter progress(500);
-  const std::filesystem::path checkpoint_dir =
-      opt.checkpoint_dir.empty() ? out_dir / "checkpoints" : std::filesystem::path(opt.checkpoint_dir);
-  std::optional<fm::PeriodicCheckpoint<decltype(trainer)>> checkpoints;
-  if (opt.checkpoint_every > 0)
-    checkpoints.emplace(trainer, checkpoint_dir, opt.checkpoint_every, static_cast<int>(opt.checkpoint_keep), "gmm2d");
-  double last = 0.0;
-  stop_requested.store(false);
-  std::signal(SIGINT, on_sigint);
-  const auto t_train = Clock::now();
-  const std::vector<double> losses = trainer.train(steps_to_run, opt.batch, [&](const fm::TrainProgress& p) {
-    step_seconds.push_back(p.seconds - last);
-    last = p.seconds;
-    progress(p);
-    if (checkpoints) (*checkpoints)(p);
-    return !stop_requested.load();
-  });
-  const double train_s = std::chrono::duration<double>(Clock::now() - t_train).count();
-  const bool interrupted = stop_requested.load();
-  std::signal(SIGINT, SIG_DFL);
-  // The final checkpoint: --save, or on Ctrl-C wherever the periodic ones go (or <out>/interrupted.fmck).
-  std::filesystem::path final_checkpoint;
-  if (!opt.save.empty()) {
-    final_checkpoint = opt.save;
-    fm::save_checkpoint(final_checkpoint, trainer);
-  } else if (interrupted) {
-    final_checkpoint = checkpoints ? checkpoints->save_now() : out_dir / "interrupted.fmck";
-    if (!checkpoints) fm::save_checkpoint(final_checkpoint, trainer);
-  }
-  if (!final_checkpoint.empty())
-    std::printf("checkpoint at step %lld written to %s\n", trainer.steps_done(), final_checkpoint.string().c_str());
-  if (interrupted) {
-    std::printf("\ngmm2d: interrupted at step %lld of %lld; continue with --resume %s\n", trainer.steps_done(),
-                opt.steps, final_checkpoint.string().c_str());
-    return 130;
-  }
-  const std::size_t warmup = std::min<std::size_t>(20, step_seconds.size() / 2);
-  const double ms_step = 1e3 * median(std::vector<double>(step_seconds.begin() + static_cast<std::ptrdiff_t>(warmup), step_seconds.end()));
+  bool interrupted = false;
+  const Trained trained = with_optimizer(opt, [&](auto optimizer) { return train(opt, hidden, std::move(optimizer), interrupted); });
+  if (interrupted) return 130;
+  const Model& model = trained.model;
+  const std::vector<double>& losses = trained.losses;
+  const double train_s = trained.train_s, ms_step = trained.ms_step;
   double final_loss = 0.0;
   const std::size_t tail = std::min<std::size_t>(100, losses.size());
   for (std::size_t k = losses.size() - tail; k < losses.size(); ++k) final_loss += losses[k] / static_cast<double>(tail);
@@ -315,9 +415,20 @@ int main(int argc, char** argv) {
   app.add_option("--samples", opt.samples, "number of generated samples")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--time-points", opt.time_points, "Euler time grid points on [0, 1] (steps + 1)")->check(fm::examples::at_least(2))->capture_default_str();
   app.add_option("--trajectories", opt.trajectories, "trajectories drawn in generated.png")->check(fm::examples::at_least(0))->capture_default_str();
-  app.add_option("--save", opt.save, "write a training checkpoint (model, Adam, step, generator) here after training");
+  app.add_option("--optimizer", opt.optimizer, "adam, adamw (decoupled weight decay) or sgd (with momentum)")
+      ->check(CLI::IsMember({"adam", "adamw", "sgd"}))->capture_default_str();
+  app.add_option("--weight-decay", opt.weight_decay, "AdamW's weight decay (with --optimizer adamw)")
+      ->check(CLI::Range(0.0, 1e6))->capture_default_str();
+  app.add_option("--momentum", opt.momentum, "SGD's momentum (with --optimizer sgd)")
+      ->check(CLI::Range(0.0, 0.999999))->capture_default_str();
+  app.add_option("--warmup", opt.warmup, "linear warm-up steps, then cosine decay to 0 at --steps (0: constant learning rate)")
+      ->check(fm::examples::at_least(0))->capture_default_str();
+  app.add_option("--ema", opt.ema, "sample with an exponential moving average of the weights of this decay (0: none)")
+      ->check(CLI::Range(0.0, 0.999999999))->capture_default_str();
+  app.add_option("--save", opt.save,
+                 "write a training checkpoint here after training (safetensors: model, optimizer, schedule, EMA, step, generator)");
   app.add_option("--resume", opt.resume,
-                 "continue from this checkpoint (its architecture and learning rate; --steps is the total)");
+                 "continue from this checkpoint: its architecture, optimizer, schedule and EMA, exactly (--steps is the total)");
   app.add_option("--checkpoint-every", opt.checkpoint_every, "write a checkpoint every N steps (0: never)")
       ->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--checkpoint-dir", opt.checkpoint_dir, "folder of the periodic checkpoints (default: OUT/checkpoints)");
