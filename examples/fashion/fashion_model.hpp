@@ -136,23 +136,6 @@ struct TrainConfig {
 /// (TrainerOptions::condition_dropout), Adam with warm-up and cosine decay, and an EMA of the
 /// weights for sampling.
 class FashionFlow {
-  // The view a checkpoint saves: the model's network, the inner Adam, the trainer's generator and
-  // the lifetime step count (CheckpointableTrainer of the format-1 io/checkpoint.hpp).
-  // TODO(io): with the state protocol's save_checkpoint/load_checkpoint, save the trainer itself
-  // (trainer_.state_parts(): model with its settings, optimizer with its schedule, counters) and
-  // the EMA, and drop this view.
-  struct CheckpointView {
-    FashionFlow* flow;
-    Network& model() { return flow->model_.network(); }
-    const Network& model() const { return flow->model_.network(); }
-    Adam<float>& optimizer() { return flow->optimizer_.inner(); }
-    const Adam<float>& optimizer() const { return flow->optimizer_.inner(); }
-    Rng& rng() { return flow->trainer_.rng(); }
-    Rng& rng() const { return flow->trainer_.rng(); }
-    long long steps_done() const { return flow->steps_done(); }
-    void set_steps_done(long long s) { flow->trainer_.set_steps_done(s); }
-  };
-
  public:
   FashionFlow(const LabelledImageSet& data, const ModelConfig& mc, const TrainConfig& tc)
       : config_(tc),
@@ -190,25 +173,17 @@ class FashionFlow {
     return m;
   }
 
-  /// Writes the training state (network, Adam, step count, generator) to `file` and the EMA
-  /// weights to `ema_file`, each atomically (io/checkpoint.hpp).
-  void save(const std::filesystem::path& file, const std::filesystem::path& ema_file) {
-    save_checkpoint(file, CheckpointView{this});
-    save_checkpoint(ema_file, ema_model().network());
-  }
+  /// Writes everything to one safetensors file, atomically (io/checkpoint.hpp): the trainer's
+  /// parts (the conditional field with its settings under "model", Adam and the schedule's position
+  /// under "optimizer", the step counts and generator under "trainer") and the EMA under "ema".
+  void save(const std::filesystem::path& file) { save_checkpoint(file, trainer_, state_part("ema", ema_)); }
 
-  /// Restores what save() wrote (the architecture must match: CheckpointMismatchError otherwise).
-  /// Without an EMA file the EMA restarts from the loaded weights. In a resumed run the warm-up
-  /// and the cosine decay run again over the new budget.
-  void load(const std::filesystem::path& file, const std::filesystem::path& ema_file) {
-    CheckpointView view{this};
-    load_checkpoint(file, view);
-    Model m = model_;
-    std::error_code ec;
-    if (!ema_file.empty() && std::filesystem::exists(ema_file, ec)) load_checkpoint(ema_file, m.network());
-    ema_.reset();
-    ema_.update(m.parameters());
-    state_->step = config_.warmup;  // no second warm-up: Adam's moments are restored
+  /// Restores what save() wrote (the architecture must match: CheckpointMismatchError otherwise,
+  /// and nothing is changed). In a resumed run the cosine decay runs again over the new budget,
+  /// without a second warm-up (Adam's moments are restored).
+  void load(const std::filesystem::path& file) {
+    load_checkpoint(file, trainer_, state_part("ema", ema_));
+    state_->step = config_.warmup;
   }
 
  private:

@@ -40,13 +40,13 @@ struct Options : fm::examples::CommonOptions {
   double grid_guidance = 2.0;   // the guidance weight of grid.png
   std::string solver = "midpoint";
   long long nfe = 40;
-  std::string save;             // final checkpoint (default OUT/fashion.fmck)
+  std::string save;             // final checkpoint (default OUT/fashion.safetensors)
   std::string resume;
-  long long checkpoint_every = 2000;  // steps between checkpoints into OUT/checkpoint.fmck (0: none)
+  long long checkpoint_every = 2000;  // steps between checkpoints into OUT/checkpoint.safetensors (0: none)
   std::string data;             // folder of the IDX files (default: find_fashion_mnist())
   long long train_count = -1;   // training images used (-1: all 60000)
   long long eval_per_class = 200;
-  std::string classifier;       // cached classifier checkpoint (default OUT/classifier.fmck)
+  std::string classifier;       // cached classifier checkpoint (default OUT/classifier.safetensors)
   long long classifier_epochs = 8;
   bool no_eval = false;
 };
@@ -61,12 +61,6 @@ std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
-}
-
-std::filesystem::path ema_path_for(const std::filesystem::path& checkpoint) {
-  std::filesystem::path p = checkpoint;
-  p.replace_extension();
-  return p.string() + "-ema.fmck";
 }
 
 // A grid of 28 x 28 images (columns of `x`, row-major in the grid: rows x cols), each pixel
@@ -138,12 +132,12 @@ std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, cons
                               const fm::LabeledImages& test, const std::filesystem::path& out_dir) {
   const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const std::filesystem::path clf_file =
-      opt.classifier.empty() ? out_dir / "classifier.fmck" : std::filesystem::path(opt.classifier);
+      opt.classifier.empty() ? out_dir / "classifier.safetensors" : std::filesystem::path(opt.classifier);
   fm::MLPClassifier<float> clf(784, 10, {512, 128}, static_cast<std::uint64_t>(opt.seed) + 11);
   std::error_code ec;
   const auto t_clf = Clock::now();
   if (std::filesystem::exists(clf_file, ec)) {
-    fm::load_checkpoint(clf_file, clf.network());
+    fm::load_checkpoint(clf_file, clf);
     std::printf("evaluation: classifier 784-512-128-10 loaded from %s\n", clf_file.string().c_str());
   } else {
     fm::ClassifierTrainingOptions co;
@@ -157,7 +151,7 @@ std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, cons
       std::printf("  epoch %lld  loss %.4f  %.0f s\n", static_cast<long long>(epoch), loss, seconds_since(t_clf));
       std::fflush(stdout);
     });
-    fm::save_checkpoint(clf_file, clf.network());
+    fm::save_checkpoint(clf_file, clf);
     std::printf("evaluation: classifier saved to %s (reruns load it)\n", clf_file.string().c_str());
   }
   const double test_accuracy = fm::classification_accuracy(clf, test.images, test.labels);
@@ -234,24 +228,25 @@ int run(const Options& opt) {
   tc.ema_decay = opt.ema;
   tc.seed = seed;
   if (!opt.resume.empty()) {
-    // The architecture is the checkpoint's: hidden widths, and the Fourier frequencies from the
-    // input width 784 + 2 F + 10 + 1 (the file is fully checked here, and again on loading).
-    // TODO(io): with the state protocol's files, read num_frequencies and num_classes from the
-    // model's own attributes ("model.num_frequencies", saved by ConditionalVectorField) instead.
-    const fm::CheckpointInfo info = fm::read_checkpoint_info(opt.resume);
-    const fm::Index in = info.layer_widths.empty() ? 0 : info.layer_widths.front();
-    if (info.scalar != "float" || info.activation != "silu" || info.layer_widths.size() < 3 ||
-        info.layer_widths.back() != 784 || in < 795 || (in - 795) % 2 != 0 || info.optimizer != "adam" ||
-        !info.has_trainer_state)
-      throw fm::Error("'" + opt.resume + "' is not a fashion training checkpoint (float SiLU MLP (795 + 2F)-...-784, "
-                      "Adam, trainer state)");
-    mc.hidden.assign(info.layer_widths.begin() + 1, info.layer_widths.end() - 1);
-    mc.frequencies = (in - 795) / 2;
+    // The architecture is the checkpoint's own: the field's settings and its network's widths
+    // (the file is fully checked here, and again on loading).
+    const fm::StateDict dict = fm::read_checkpoint(opt.resume);
+    const fm::StateReader r(dict, opt.resume);
+    if (!r.has_attribute("model.type") || r.text("model.type") != "conditional_field" ||
+        r.text("model.condition") != "labels" || r.integer("model.num_classes") != 10 ||
+        r.integer("model.dim") != 784 || r.text("model.net.activation") != "silu" ||
+        r.text("model.net.scalar") != "float" || !r.has_attribute("trainer.steps_done"))
+      throw fm::Error("'" + opt.resume + "' is not a fashion training checkpoint (float SiLU class-conditional field "
+                      "on 784 pixels, 10 classes, with trainer state)");
+    const std::vector<long long> widths = r.integers("model.net.widths");
+    if (widths.size() < 3) throw fm::Error("'" + opt.resume + "': the network has no hidden layer");
+    mc.hidden.assign(widths.begin() + 1, widths.end() - 1);
+    mc.frequencies = static_cast<fm::Index>(r.integer("model.num_frequencies"));
   }
   const ff::LabelledImageSet data(train);
   ff::FashionFlow flow(data, mc, tc);
   if (!opt.resume.empty()) {
-    flow.load(opt.resume, ema_path_for(opt.resume));
+    flow.load(opt.resume);
     std::printf("fashion: resumed from '%s' at step %lld\n", opt.resume.c_str(), flow.steps_done());
   }
   std::printf("fashion: MLP %lld-", static_cast<long long>(flow.model().network().layer_widths().front()));
@@ -269,7 +264,7 @@ int run(const Options& opt) {
     std::printf("fashion: training to step %lld\n", target_steps);
   else
     std::printf("fashion: training for %.1f minutes\n", opt.minutes);
-  const std::filesystem::path periodic = out_dir / "checkpoint.fmck";
+  const std::filesystem::path periodic = out_dir / "checkpoint.safetensors";
   stop_requested.store(false);
   std::signal(SIGINT, on_sigint);
   const auto t_train = Clock::now();
@@ -293,7 +288,7 @@ int run(const Options& opt) {
     ++loss_count;
     if (first_count < 50) first_losses += loss, ++first_count;
     if (opt.checkpoint_every > 0 && flow.steps_done() % opt.checkpoint_every == 0)
-      flow.save(periodic, ema_path_for(periodic));
+      flow.save(periodic);
     const double now = std::chrono::duration<double>(Clock::now() - t_train).count();
     if (now - last_report >= 30.0 || flow.steps_this_run() == 1) {
       std::printf("  step %7lld  %6.0f s  loss %.4f  lr %.2e  %.2f steps/s\n", flow.steps_done(), now,
@@ -310,14 +305,14 @@ int run(const Options& opt) {
   std::signal(SIGINT, SIG_DFL);
   const long long steps_run = flow.steps_done() - start_step;
   if (steps_run > 0) {
-    const std::filesystem::path final_ckpt = opt.save.empty() ? out_dir / "fashion.fmck" : std::filesystem::path(opt.save);
-    flow.save(final_ckpt, ema_path_for(final_ckpt));
+    const std::filesystem::path final_ckpt = opt.save.empty() ? out_dir / "fashion.safetensors" : std::filesystem::path(opt.save);
+    flow.save(final_ckpt);
     std::printf("fashion: trained %lld steps in %.1f s (%.2f steps/s, %.0f images/s); first 50 steps' mean loss %.4f, "
-                "last %lld steps' %.4f; checkpoint at step %lld: %s (+ EMA %s)\n",
+                "last %lld steps' %.4f; checkpoint (with the EMA) at step %lld: %s\n",
                 steps_run, train_s, static_cast<double>(steps_run) / train_s,
                 static_cast<double>(steps_run * opt.batch) / train_s, first_losses / static_cast<double>(first_count),
                 loss_count, loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : 0.0, flow.steps_done(),
-                final_ckpt.string().c_str(), ema_path_for(final_ckpt).string().c_str());
+                final_ckpt.string().c_str());
     if (interrupted) {
       std::printf("fashion: interrupted; continue with --resume %s\n", final_ckpt.string().c_str());
       return 130;
@@ -407,10 +402,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(std::vector<std::string>(solvers.begin(), solvers.end())))->capture_default_str();
   app.add_option("--nfe", opt.nfe, "evaluations of the guided field per sample (steps = nfe / solver stages)")
       ->check(fm::examples::at_least(1))->capture_default_str();
-  app.add_option("--save", opt.save, "final checkpoint (default OUT/fashion.fmck; the EMA weights go to <name>-ema.fmck)");
-  app.add_option("--resume", opt.resume, "continue from this checkpoint (its architecture; and its <name>-ema.fmck); "
+  app.add_option("--save", opt.save, "final checkpoint (default OUT/fashion.safetensors, with the EMA weights)");
+  app.add_option("--resume", opt.resume, "continue from this checkpoint (its architecture and EMA); "
                                          "--minutes 0 only samples and evaluates");
-  app.add_option("--checkpoint-every", opt.checkpoint_every, "write OUT/checkpoint.fmck every N steps (0: never)")
+  app.add_option("--checkpoint-every", opt.checkpoint_every, "write OUT/checkpoint.safetensors every N steps (0: never)")
       ->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--data", opt.data, "folder of the Fashion-MNIST IDX files (default: $FLOWMATCH_FASHION_MNIST_DIR, "
                                      "then /usr/share/datasets/fashion-mnist)");
@@ -418,7 +413,7 @@ int main(int argc, char** argv) {
   app.add_option("--eval-per-class", opt.eval_per_class, "generated (and real) images per class for the evaluation")
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--classifier", opt.classifier, "classifier checkpoint: loaded if present, else trained and saved "
-                                                 "(default OUT/classifier.fmck)");
+                                                 "(default OUT/classifier.safetensors)");
   app.add_option("--classifier-epochs", opt.classifier_epochs, "epochs of the classifier's training")
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_flag("--no-eval", opt.no_eval, "skip the evaluation (classifier accuracy, Frechet distance)");

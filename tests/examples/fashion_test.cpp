@@ -55,9 +55,9 @@ TEST_CASE("fashion example: a short training lowers the loss and guided sampling
   // Checkpoint round trip: a second flow loads the same weights and EMA.
   const fs::path dir = fs::temp_directory_path() / ("flowmatch_fashion_test_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  flow.save(dir / "c.fmck", dir / "c-ema.fmck");
+  flow.save(dir / "c.safetensors");
   ff::FashionFlow other(set, mc, tc);
-  other.load(dir / "c.fmck", dir / "c-ema.fmck");
+  other.load(dir / "c.safetensors");
   CHECK(other.steps_done() == steps);
   CHECK(other.model().parameters() == flow.model().parameters());
   CHECK(other.ema_model().parameters() == flow.ema_model().parameters());
