@@ -20,6 +20,7 @@
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
 #include "flowmatch/nn/detail/blocked_product.hpp"
+#include "flowmatch/nn/detail/layer_state.hpp"
 
 namespace flowmatch {
 
@@ -187,36 +188,16 @@ class MLP {
   }
 
   /// Writes the state described in the class comment.
-  template <class Writer>  // StateWriter
-  void save_state(Writer& w) const {
+  void save_state(StateWriter& w) const {
     w.text("type", "mlp");
-    w.text("scalar", std::is_same_v<S, float> ? "float" : "double");
-    w.text("activation", std::string(Act::name()));
-    w.integers("widths", std::vector<long long>(widths_.begin(), widths_.end()));
-    for (Index l = 0; l < num_layers(); ++l) {
-      w.matrix(std::to_string(2 * l) + ".weight", weight(l));
-      w.vector(std::to_string(2 * l) + ".bias", bias(l));
-    }
+    detail::save_layer_state<S, Act>(w, widths_, parameters_.data());
   }
 
   /// Reads that state, checking the type, scalar, activation, widths, every tensor's dtype and
   /// shape and that every value is finite before changing the parameters (CheckpointMismatchError).
-  template <class Reader>  // StateReader
-  void load_state(const Reader& r) {
+  void load_state(const StateReader& r) {
     r.expect_text("type", "mlp", "model type");
-    r.expect_text("scalar", std::is_same_v<S, float> ? "float" : "double", "scalar type");
-    r.expect_text("activation", Act::name(), "activation");
-    const std::vector<long long> widths = r.integers("widths");
-    if (widths != std::vector<long long>(widths_.begin(), widths_.end()))
-      r.fail("holds an MLP of widths " + r.text("widths") + ", the model passed has other widths");
-    Vector<S> p(parameters_.size());
-    for (Index l = 0; l < num_layers(); ++l) {
-      const std::string k = std::to_string(2 * l);
-      r.read(k + ".weight", {fan_out(l), fan_in(l)}, p.data() + woff(l));
-      r.read(k + ".bias", {fan_out(l)}, p.data() + boff(l));
-    }
-    if (!p.allFinite()) r.fail("holds non-finite parameters of an MLP");
-    parameters_ = p;
+    parameters_ = detail::load_layer_state<S, Act>(r, widths_, parameters_.size());
   }
 
  private:

@@ -131,15 +131,13 @@ class MLPClassifier {
   }
 
   /// Writes type = "mlp_classifier" and the network's state under "net".
-  template <class Writer>  // StateWriter (see MLP::save_state)
-  void save_state(Writer& w) const {
+  void save_state(StateWriter& w) const {
     w.text("type", "mlp_classifier");
-    auto net = w.scope("net");
+    StateWriter net = w.scope("net");
     net_.save_state(net);
   }
   /// Reads that state (the network checks its own; nothing changes unless all of it fits).
-  template <class Reader>  // StateReader
-  void load_state(const Reader& r) {
+  void load_state(const StateReader& r) {
     r.expect_text("type", "mlp_classifier", "model type");
     net_.load_state(r.scope("net"));
   }

@@ -15,6 +15,7 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/state.hpp"
+#include "flowmatch/nn/detail/layer_state.hpp"
 #include "flowmatch/core/thread_pool.hpp"
 #include "flowmatch/core/threads.hpp"
 #include "flowmatch/core/time.hpp"
@@ -140,100 +141,25 @@ class MLPVectorField {
   // ---------------------------------------------------------------- state (core/state.hpp)
   static constexpr std::string_view state_scope = "model";
 
-  /// Saves the architecture as attributes: type = "mlp_vector_field", scalar = "float" or
-  /// "double", activation = Act::name(), widths = layer_widths() (e.g. [3,1024,16,2]; the first is
-  /// input_dim() + 1 with the time row), time = "last" (the time is the last input row); and layer
-  /// l's weight and bias as tensors "<2l>.weight" [fan_out, fan_in] and "<2l>.bias" [fan_out]:
-  /// the names and layouts of PyTorch's nn.Sequential(Linear, act, Linear, act, ..., Linear).
+  /// type = "mlp_vector_field", time = "last" (the time is the last input row), and the layers as
+  /// nn/detail/layer_state.hpp writes them (scalar, activation, widths = layer_widths(),
+  /// "<2l>.weight" / "<2l>.bias": PyTorch's nn.Sequential names and layouts).
   void save_state(StateWriter& w) const {
     w.text("type", "mlp_vector_field");
-    w.text("scalar", state_scalar_name());
-    w.text("activation", std::string(Act::name()));
-    w.integers("widths", std::vector<long long>(widths_.begin(), widths_.end()));
     w.text("time", "last");
-    for (Index l = 0; l < num_layers(); ++l) {
-      w.tensor(state_tensor_name(l, "weight"), parameters_.data() + woff(l), state_weight_shape(l));
-      w.tensor(state_tensor_name(l, "bias"), parameters_.data() + boff(l), state_bias_shape(l));
-    }
+    detail::save_layer_state<S, Act>(w, widths_, parameters_.data());
   }
 
-  /// Loads the parameters saved by save_state. Checks the type, scalar type, activation, time
-  /// input and layer widths against this model's, reads every tensor into a temporary and checks
-  /// that it is finite, and only then replaces the parameters; throws CheckpointMismatchError.
+  /// Loads what save_state wrote, all checked before the parameters change (CheckpointMismatchError).
   void load_state(const StateReader& r) {
-    const std::vector<long long> widths = check_state_architecture(r);
-    if (!std::equal(widths.begin(), widths.end(), widths_.begin(), widths_.end()))
-      r.fail("holds a model with layer widths " + state_widths_string(widths) + " at '" + r.prefix() +
-             "widths', the model passed has " +
-             state_widths_string(std::vector<long long>(widths_.begin(), widths_.end())));
-    Vector<S> p(num_parameters());
-    for (Index l = 0; l < num_layers(); ++l) {
-      r.read(state_tensor_name(l, "weight"), state_weight_shape(l), p.data() + woff(l));
-      r.read(state_tensor_name(l, "bias"), state_bias_shape(l), p.data() + boff(l));
-      const auto finite = [&](Index offset, Index count, const char* what) {
-        if (!Eigen::Map<const Vector<S>>(p.data() + offset, count).allFinite())
-          r.fail("tensor '" + r.prefix() + state_tensor_name(l, what) + "' holds a NaN or an infinity");
-      };
-      finite(woff(l), fan_out(l) * fan_in(l), "weight");
-      finite(boff(l), fan_out(l), "bias");
-    }
-    parameters_ = std::move(p);
-  }
-
-  /// A model built from its saved state alone: the architecture from the attributes (which must
-  /// describe a valid network of this S and Act: widths of at least two entries, each in
-  /// [1, 2^31), the first >= 2; time "last"), then load_state. Every tensor's shape is checked
-  /// before anything is allocated, and a tensor or attribute under the reader's scope that the
-  /// model does not read is refused. For a model whose activation is known only from the file,
-  /// see nn/mlp_from_state.hpp.
-  static MLPVectorField from_state(const StateReader& r) {
-    const std::vector<long long> w = check_state_architecture(r);
-    for (std::size_t l = 0; l + 1 < w.size(); ++l) {
-      const auto check_shape = [&](const char* what, std::vector<std::int64_t> expected) {
-        const std::string name = state_tensor_name(static_cast<Index>(l), what);
-        const std::vector<std::int64_t> shape = r.shape(name);
-        if (shape != expected)
-          r.fail("tensor '" + r.prefix() + name + "' has shape " + shape_string(shape) + ", layer widths " +
-                 state_widths_string(w) + " need " + shape_string(expected));
-      };
-      check_shape("weight", {static_cast<std::int64_t>(w[l + 1]), static_cast<std::int64_t>(w[l])});
-      check_shape("bias", {static_cast<std::int64_t>(w[l + 1])});
-    }
-    MLPVectorField model(static_cast<Index>(w.front() - 1), static_cast<Index>(w.back()),
-                         std::vector<Index>(w.begin() + 1, w.end() - 1), std::uint64_t{0});
-    model.load_state(r);
-    r.require_all_read();
-    return model;
-  }
-
- private:
-  static constexpr const char* state_scalar_name() { return std::is_same_v<S, float> ? "float" : "double"; }
-  static std::string state_tensor_name(Index l, const char* what) { return std::to_string(2 * l) + "." + what; }
-  std::vector<std::int64_t> state_weight_shape(Index l) const {
-    return {static_cast<std::int64_t>(fan_out(l)), static_cast<std::int64_t>(fan_in(l))};
-  }
-  std::vector<std::int64_t> state_bias_shape(Index l) const { return {static_cast<std::int64_t>(fan_out(l))}; }
-  static std::string state_widths_string(const std::vector<long long>& w) {
-    std::string s;
-    for (std::size_t i = 0; i < w.size(); ++i) s.append(i ? "-" : "").append(std::to_string(w[i]));
-    return s;
-  }
-  /// Checks the attributes (type, scalar, activation, time, valid widths); returns the widths.
-  static std::vector<long long> check_state_architecture(const StateReader& r) {
     r.expect_text("type", "mlp_vector_field", "model type");
-    r.expect_text("scalar", state_scalar_name(), "scalar type");
-    r.expect_text("activation", Act::name(), "activation");
     r.expect_text("time", "last", "time input position");
-    const std::vector<long long> w = r.integers("widths");
-    constexpr long long kMaxWidth = 1LL << 31;
-    if (w.size() < 2)
-      r.fail("holds layer widths " + r.text("widths") + " at '" + r.prefix() + "widths': a network needs at least two");
-    for (std::size_t i = 0; i < w.size(); ++i)
-      if (w[i] < (i == 0 ? 2 : 1) || w[i] >= kMaxWidth)
-        r.fail("holds layer width " + std::to_string(w[i]) + " at '" + r.prefix() + "widths'[" + std::to_string(i) +
-               "], outside [" + (i == 0 ? "2" : "1") + ", 2^31)" + (i == 0 ? " (the inputs and the time row)" : ""));
-    return w;
+    parameters_ = detail::load_layer_state<S, Act>(r, widths_, num_parameters());
   }
+
+  /// A model built from its saved state alone (nn/detail/mlp_from_state_impl.hpp); for one whose
+  /// activation is known only from the file, see nn/mlp_from_state.hpp.
+  static MLPVectorField from_state(const StateReader& r);  // defined in nn/detail/mlp_from_state_impl.hpp
 
  public:
 
@@ -528,3 +454,4 @@ class MLPVectorField {
 }  // namespace flowmatch
 
 #include "flowmatch/nn/detail/mlp_passes.hpp"  // the definitions of the per-block passes
+#include "flowmatch/nn/detail/mlp_from_state_impl.hpp"  // MLPVectorField::from_state
