@@ -184,7 +184,7 @@ TEST_CASE("MLP: state names, round trip, and every mismatch refused before anyth
   Tensor nan_bias = *dict.find_tensor("model.4.bias");
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(nan_bias.bytes.data(), &nan, 4);
-  refused(MLP<float>(3, 2, {5, 4}, std::uint64_t{1}), replaced("model.4.bias", &nan_bias, nullptr), "non-finite");
+  refused(MLP<float>(3, 2, {5, 4}, std::uint64_t{1}), replaced("model.4.bias", &nan_bias, nullptr), "NaN or an infinity");
   const std::string other_type = "mlp_vector_field";
   const StateDict wrong_type = replaced("model.type", nullptr, &other_type);
   refused(MLP<float>(3, 2, {5, 4}, std::uint64_t{1}), wrong_type, "model type");
