@@ -96,25 +96,27 @@ class DistributionBase {
   }
 
   /// The draws of sample(), also writing each one's class into `labels` (resized to n).
-  template <class Derived, class Labels>
-    requires requires(const D& d) { d.num_classes(); }
+  // (The constraints name DD, not D, so that they are checked at the call, where D is complete:
+  // clang checks a constraint on D itself when the base is instantiated, with D incomplete.)
+  template <class Derived, class Labels, class DD = D>
+    requires requires(const DD& d) { d.num_classes(); }
   void sample_labelled(Rng& rng, const Eigen::MatrixBase<Derived>& out, Labels& labels) const {
     labels.resize(out.cols());
     self().sample_impl(rng, out, labels.data());
   }
 
   /// The draws of sample(), also writing each one's class into `condition` (kind Label, all present).
-  template <class Derived, Real S>
-    requires requires(const D& d) { d.num_classes(); }
+  template <class Derived, Real S, class DD = D>
+    requires requires(const DD& d) { d.num_classes(); }
   void sample_with_condition(Rng& rng, const Eigen::MatrixBase<Derived>& out, ConditionBatch<S>& condition) const {
     condition.set_labels(out.cols());
     self().sample_impl(rng, out, condition.labels.data());
   }
 
   /// ConditionKind::Label for a distribution with classes.
-  ConditionKind condition_kind() const
-    requires requires(const D& d) { d.num_classes(); }
-  {
+  template <class DD = D>
+    requires requires(const DD& d) { d.num_classes(); }
+  ConditionKind condition_kind() const {
     return ConditionKind::Label;
   }
 
