@@ -24,6 +24,7 @@
 
 #include <bit>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -186,6 +187,19 @@ class StateReader {
            "', the part passed has " + detail::format_real(expected));
   }
 
+  /// The real attribute `name`, refused unless finite and > 0 (a learning rate); `what` names it.
+  double positive_real(std::string_view name, std::string_view what) const {
+    const double v = real(name);
+    if (!(v > 0.0 && std::isfinite(v))) fail("holds " + std::string(what) + " " + detail::format_real(v) + ", not finite and > 0");
+    return v;
+  }
+  /// The integer attribute `name`, refused when negative (a step count); `what` names it.
+  long long count(std::string_view name, std::string_view what) const {
+    const long long v = integer(name);
+    if (v < 0) fail("holds a negative " + std::string(what) + " " + std::to_string(v) + " at '" + full(name) + "'");
+    return v;
+  }
+
   // ---------------------------------------------------------------- tensors
   /// The tensor `name`, checked to have element type T and the given shape.
   template <class T>
@@ -225,6 +239,21 @@ class StateReader {
   Eigen::Matrix<T, Eigen::Dynamic, 1> vector(std::string_view name, Index size) const {
     Eigen::Matrix<T, Eigen::Dynamic, 1> v(size);
     read(name, {static_cast<std::int64_t>(size)}, v.data());
+    return v;
+  }
+  /// A new vector from the 1-D tensor `name` (type T) of `size` elements, or of the length the file
+  /// holds when size < 0 (a part whose size comes from the file), refused unless every element is
+  /// finite; `what` names it in the message.
+  template <class T>
+  Eigen::Matrix<T, Eigen::Dynamic, 1> finite_vector(std::string_view name, std::string_view what, Index size = -1) const {
+    if (size < 0) {
+      const std::vector<std::int64_t> s = shape(name);
+      if (s.size() != 1 || s[0] < 0)
+        fail("tensor '" + full(name) + "' has shape " + shape_string(s) + ", " + std::string(what) + " must be 1-D");
+      size = static_cast<Index>(s[0]);
+    }
+    Eigen::Matrix<T, Eigen::Dynamic, 1> v = vector<T>(name, size);
+    if (!v.allFinite()) fail("tensor '" + full(name) + "' holds a NaN or an infinity");
     return v;
   }
   /// A new rows x cols matrix from the 2-D tensor `name` (C order).

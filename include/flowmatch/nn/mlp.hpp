@@ -5,21 +5,14 @@
 /// MLPVectorField: the trunk of classifiers and of any model whose input is a plain vector.
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "flowmatch/core/denormals.hpp"
-#include "flowmatch/core/error.hpp"
-#include "flowmatch/core/random.hpp"
 #include "flowmatch/core/thread_pool.hpp"
-#include "flowmatch/core/types.hpp"
-#include "flowmatch/nn/activation.hpp"
-#include "flowmatch/nn/detail/blocked_product.hpp"
+#include "flowmatch/nn/detail/dense_layers.hpp"
 #include "flowmatch/nn/detail/layer_state.hpp"
 
 namespace flowmatch {
@@ -28,9 +21,10 @@ namespace flowmatch {
 /// affine map) and the activation f as a policy (see activation.hpp). Inputs are columns
 /// (input_dim x n).
 ///
-/// Storage as MLPVectorField's: all parameters in one flat vector, layer by layer, each layer's
-/// weight first (out x in, row-major: PyTorch's `nn.Linear` layout) then its bias; the gradients
-/// in a second flat vector with the same layout, so any optimizer of optim/ trains it. Passes walk
+/// Storage as MLPVectorField's (nn/detail/dense_layers.hpp): all parameters in one flat vector,
+/// layer by layer, each layer's weight first (out x in, row-major: PyTorch's `nn.Linear` layout)
+/// then its bias; the gradients in a second flat vector with the same layout, so any optimizer of
+/// optim/ trains it. Passes walk
 /// the batch in blocks of 32 columns shared among flowmatch::num_threads() threads (block k on
 /// thread k % threads); each thread sums its own gradient and the sums are added in a fixed
 /// order: deterministic for a given thread count. Work buffers live in a caller-owned Workspace,
@@ -40,19 +34,14 @@ namespace flowmatch {
 /// "double", activation = Act::name(), widths = layer_widths() (e.g. [784,512,128,10]); tensors
 /// "<2l>.weight" [fan_out, fan_in] and "<2l>.bias" [fan_out] for layer l (nn.Sequential
 /// numbering: linear layers at 0, 2, 4, ...), the keys of PyTorch's
-/// nn.Sequential(Linear, act, Linear, ...).state_dict(). save_state / load_state take the
-/// StateWriter / StateReader as template parameters, so that this header does not include
-/// core/state.hpp (today's io/checkpoint.hpp defines the same exception classes; once io/ is
-/// built on core/state.hpp they can take StateWriter& / const StateReader& directly).
+/// nn.Sequential(Linear, act, Linear, ...).state_dict().
 template <Real S = float, Activation Act = SiLU>
-class MLP {
+class MLP : public detail::DenseLayers<S> {
+  using Base = detail::DenseLayers<S>;
+
  public:
-  using Scalar = S;
   using activation_type = Act;
-  using WeightMap = Eigen::Map<RowMajorMatrix<S>>;
-  using ConstWeightMap = Eigen::Map<const RowMajorMatrix<S>>;
-  using BiasMap = Eigen::Map<Vector<S>>;
-  using ConstBiasMap = Eigen::Map<const Vector<S>>;
+  using Base::num_layers, Base::fan_in, Base::fan_out, Base::num_parameters, Base::weight, Base::bias;
   static constexpr std::string_view state_scope = "model";
 
   /// Buffers of one caller at one batch size.
@@ -73,68 +62,15 @@ class MLP {
   /// PyTorch's nn.Linear (uniform in +-1/sqrt(fan_in)) from `rng`. Throws InvalidArgument for a
   /// dimension or width below 1.
   MLP(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, Rng& rng)
-      : hidden_widths_(std::move(hidden_widths)) {
-    constexpr const char* where = "flowmatch::MLP::MLP";
-    if (input_dim <= 0) detail::throw_invalid(where, "input_dim", input_dim, "must be at least 1");
-    if (output_dim <= 0) detail::throw_invalid(where, "output_dim", output_dim, "must be at least 1");
-    for (std::size_t l = 0; l < hidden_widths_.size(); ++l)
-      if (hidden_widths_[l] <= 0)
-        detail::throw_invalid(where, "hidden_widths[" + std::to_string(l) + "]", hidden_widths_[l],
-                              "every hidden width must be at least 1");
-    widths_.push_back(input_dim);
-    widths_.insert(widths_.end(), hidden_widths_.begin(), hidden_widths_.end());
-    widths_.push_back(output_dim);
-    Index offset = 0;
-    for (Index l = 0; l < num_layers(); ++l) {
-      offsets_.push_back(offset);
-      offset += fan_out(l) * (fan_in(l) + 1);
-    }
-    parameters_ = Vector<S>::Zero(offset);
-    gradients_ = Vector<S>::Zero(offset);
-    reset_parameters(rng);
-  }
+      : Base("flowmatch::MLP::MLP", input_dim, 0, output_dim, std::move(hidden_widths), rng) {}
   MLP(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, Rng&& rng)
       : MLP(input_dim, output_dim, std::move(hidden_widths), rng) {}
   /// As above, with a generator seeded by `seed`.
   MLP(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, std::uint64_t seed = 0)
       : MLP(input_dim, output_dim, std::move(hidden_widths), Rng(seed)) {}
 
-  /// Re-draws every weight and bias uniformly in +-1/sqrt(fan_in) (PyTorch's default).
-  void reset_parameters(Rng& rng) {
-    for (Index l = 0; l < num_layers(); ++l) {
-      const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in(l)));
-      WeightMap w = weight(l);
-      for (Index i = 0; i < w.rows(); ++i)
-        for (Index k = 0; k < w.cols(); ++k) w(i, k) = static_cast<S>(bound * (2.0 * rng.uniform() - 1.0));
-      BiasMap b = bias(l);
-      for (Index i = 0; i < b.size(); ++i) b(i) = static_cast<S>(bound * (2.0 * rng.uniform() - 1.0));
-    }
-  }
-
   Index input_dim() const { return widths_.front(); }
   Index output_dim() const { return widths_.back(); }
-  const std::vector<Index>& hidden_widths() const { return hidden_widths_; }
-  /// Widths of every layer boundary: input_dim(), the hidden widths, output_dim().
-  const std::vector<Index>& layer_widths() const { return widths_; }
-  /// Number of affine layers (hidden layers + 1).
-  Index num_layers() const { return static_cast<Index>(widths_.size()) - 1; }
-  Index fan_in(Index l) const { return widths_[static_cast<std::size_t>(l)]; }
-  Index fan_out(Index l) const { return widths_[static_cast<std::size_t>(l) + 1]; }
-  Index num_parameters() const { return parameters_.size(); }
-
-  /// All parameters, flat (see the class comment for the layout).
-  Vector<S>& parameters() { return parameters_; }
-  const Vector<S>& parameters() const { return parameters_; }
-  /// dLoss/dparameters from the last backward(), same layout.
-  Vector<S>& gradients() { return gradients_; }
-  const Vector<S>& gradients() const { return gradients_; }
-
-  WeightMap weight(Index l) { return WeightMap(parameters_.data() + woff(l), fan_out(l), fan_in(l)); }
-  ConstWeightMap weight(Index l) const { return ConstWeightMap(parameters_.data() + woff(l), fan_out(l), fan_in(l)); }
-  BiasMap bias(Index l) { return BiasMap(parameters_.data() + boff(l), fan_out(l)); }
-  ConstBiasMap bias(Index l) const { return ConstBiasMap(parameters_.data() + boff(l), fan_out(l)); }
-  WeightMap weight_gradient(Index l) { return WeightMap(gradients_.data() + woff(l), fan_out(l), fan_in(l)); }
-  BiasMap bias_gradient(Index l) { return BiasMap(gradients_.data() + boff(l), fan_out(l)); }
 
   /// The output (output_dim x n) of the batch x (input_dim x n) into `out`. Allocates nothing
   /// once `ws` has seen this batch size.
@@ -172,11 +108,7 @@ class MLP {
   /// writes dLoss/dparameters into gradients() (overwriting them).
   template <class DG>
   void backward(const Eigen::MatrixBase<DG>& grad_out, Workspace& ws) {
-    constexpr const char* where = "flowmatch::MLP::backward";
-    if (ws.batch <= 0 || ws.widths != widths_)
-      throw InvalidArgument(std::string(where) + ": argument 'ws' holds no forward pass of this model; call forward_train first");
-    detail::require_rows(where, "grad_out", grad_out.rows(), output_dim());
-    detail::require_cols(where, "grad_out", grad_out.cols(), ws.batch);
+    this->check_backward("flowmatch::MLP::backward", grad_out, ws);
     const int threads = detail::threads_for(detail::num_blocks(ws.batch, kBlock));
     prepare_threads(ws, threads);
     for (int k = 0; k < threads; ++k) ws.threads[static_cast<std::size_t>(k)].grad.setZero();
@@ -210,8 +142,7 @@ class MLP {
     if (x.cols() < 1) detail::throw_invalid(where, "x.cols() (batch size)", x.cols(), "must be at least 1");
     return x.cols();
   }
-  Index woff(Index l) const { return offsets_[static_cast<std::size_t>(l)]; }
-  Index boff(Index l) const { return woff(l) + fan_out(l) * fan_in(l); }
+  using Base::widths_, Base::parameters_, Base::gradients_;
 
   /// Runs f(j0, nb, worker) for every block of columns of an n-column batch on the thread pool.
   template <class F>
@@ -271,36 +202,18 @@ class MLP {
   template <class DG>
   void backward_block(const Eigen::MatrixBase<DG>& grad_out, const Workspace& ws, typename Workspace::Thread& th,
                       Index j0, Index nb) const {
-    const Index L = num_layers();
     S* g = th.grad.data();
-    th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb) = grad_out.middleCols(j0, nb).template cast<S>();
-    BiasMap(g + boff(L - 1), fan_out(L - 1)) += th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb).rowwise().sum();
-    for (Index l = L - 1; l >= 0; --l) {
+    this->output_delta(grad_out, th.dz.back(), g, j0, nb);
+    for (Index l = num_layers() - 1; l >= 0; --l) {
       const auto ul = static_cast<std::size_t>(l);
       const Eigen::Ref<const Matrix<S>> dz = th.dz[ul].leftCols(nb);
-      detail::product_in_pieces<true, S>(WeightMap(g + woff(l), fan_out(l), fan_in(l)), dz,
-                                         ws.a[ul].middleCols(j0, nb).transpose());
+      this->add_weight_gradient(l, g, dz, ws.a[ul].middleCols(j0, nb));
       if (l == 0) break;
-      // dz_{l-1} = (W_l^T dz_l) .* f'(z_{l-1}), with the bias gradient of layer l-1 in the same pass.
-      Matrix<S>& prev = th.dz[ul - 1];
-      detail::product_in_pieces<false, S>(prev.leftCols(nb), weight(l).transpose(), dz);
-      BiasMap db(g + boff(l - 1), fan_out(l - 1));
-      const Index h = prev.rows();
-      const S* act = ws.a[ul].data() + j0 * h;
-      const S* aux = Act::uses_aux ? ws.aux[ul].data() + j0 * h : nullptr;
-      for (Index j = 0; j < nb; ++j) {
-        S* col = prev.data() + j * h;
-        Act::backward(act + j * h, aux ? aux + j * h : nullptr, col, h);
-        db += Eigen::Map<const Vector<S>>(col, h);
-      }
+      const Index h = fan_out(l - 1);
+      this->template backprop_hidden<Act>(l, dz, th.dz[ul - 1], g, ws.a[ul].data() + j0 * h,
+                                          Act::uses_aux ? ws.aux[ul].data() + j0 * h : nullptr, nb);
     }
   }
-
-  std::vector<Index> hidden_widths_;
-  std::vector<Index> widths_;
-  std::vector<Index> offsets_;  ///< offsets_[l]: layer l's weight in the flat vector (its bias follows)
-  Vector<S> parameters_;
-  Vector<S> gradients_;
 };
 
 }  // namespace flowmatch

@@ -3,25 +3,19 @@
 /// A multilayer perceptron u_theta(x, t): R^d x [0, 1] -> R^d with a hand-written backward pass.
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "flowmatch/core/denormals.hpp"
-#include "flowmatch/core/error.hpp"
-#include "flowmatch/core/random.hpp"
 #include "flowmatch/core/state.hpp"
-#include "flowmatch/nn/detail/layer_state.hpp"
 #include "flowmatch/core/thread_pool.hpp"
 #include "flowmatch/core/threads.hpp"
 #include "flowmatch/core/time.hpp"
-#include "flowmatch/core/types.hpp"
-#include "flowmatch/nn/activation.hpp"
-#include "flowmatch/nn/detail/blocked_product.hpp"
+#include "flowmatch/nn/detail/dense_layers.hpp"
+#include "flowmatch/nn/detail/layer_state.hpp"
 #include "flowmatch/nn/detail/mlp_fast_path.hpp"
 #include "flowmatch/nn/detail/mlp_workspace.hpp"
 
@@ -31,9 +25,10 @@ namespace flowmatch {
 /// (input dimension d + 1, output d) with any number and width of hidden layers and the
 /// activation f as a policy (SiLU, ReLU, Tanh, or your own: see activation.hpp).
 ///
-/// Storage: all parameters live in one flat vector, layer by layer, each layer's weight first
-/// (out x in, row-major: PyTorch's `nn.Linear` layout) then its bias; the gradients live in a
-/// second flat vector with the same layout. An optimizer only ever sees these two vectors.
+/// Storage (nn/detail/dense_layers.hpp, shared with MLP): all parameters live in one flat vector,
+/// layer by layer, each layer's weight first (out x in, row-major: PyTorch's `nn.Linear` layout)
+/// then its bias; the gradients live in a second flat vector with the same layout. An optimizer
+/// only ever sees these two vectors.
 ///
 /// Work buffers (activations, saved sigmoids, deltas) live in a `Workspace` that the caller owns;
 /// it is sized on the first call for a batch size and reused, so steady-state calls allocate
@@ -47,14 +42,14 @@ namespace flowmatch {
 /// k % threads); each thread sums its own weight gradients and the threads' sums are added in a
 /// fixed order, so results are deterministic for a given thread count.
 template <Real S = float, Activation Act = SiLU>
-class MLPVectorField {
+class MLPVectorField : public detail::DenseLayers<S> {
+  using Base = detail::DenseLayers<S>;
+
  public:
-  using Scalar = S;
   using activation_type = Act;
-  using WeightMap = Eigen::Map<RowMajorMatrix<S>>;
-  using ConstWeightMap = Eigen::Map<const RowMajorMatrix<S>>;
-  using BiasMap = Eigen::Map<Vector<S>>;
-  using ConstBiasMap = Eigen::Map<const Vector<S>>;
+  using typename Base::WeightMap, typename Base::ConstBiasMap;
+  using Base::num_layers, Base::fan_in, Base::fan_out, Base::num_parameters, Base::weight, Base::bias;
+  using Base::weight_gradient;
 
   /// Buffers of one forward/backward pass at one batch size (see nn/detail/mlp_workspace.hpp).
   using Workspace = detail::MLPWorkspace<S>;
@@ -76,29 +71,7 @@ class MLPVectorField {
   /// embedding or a one-hot class label concatenated to x. For a vector field on R^d,
   /// input_dim = output_dim = d (the constructors above).
   MLPVectorField(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, Rng& rng)
-      : hidden_widths_(std::move(hidden_widths)) {
-    constexpr const char* where = "flowmatch::MLPVectorField::MLPVectorField";
-    if (input_dim <= 0) detail::throw_invalid(where, "input_dim", input_dim, "must be at least 1");
-    if (output_dim <= 0) detail::throw_invalid(where, "output_dim", output_dim, "must be at least 1");
-    const Index dim = output_dim;
-    for (std::size_t l = 0; l < hidden_widths_.size(); ++l)
-      if (hidden_widths_[l] <= 0)
-        detail::throw_invalid(where, "hidden_widths[" + std::to_string(l) + "]", hidden_widths_[l],
-                              "every hidden width must be at least 1");
-    widths_.push_back(input_dim + 1);
-    for (Index w : hidden_widths_) widths_.push_back(w);
-    widths_.push_back(dim);
-    Index offset = 0;
-    for (Index l = 0; l < num_layers(); ++l) {
-      weight_offsets_.push_back(offset);
-      offset += fan_out(l) * fan_in(l);
-      bias_offsets_.push_back(offset);
-      offset += fan_out(l);
-    }
-    parameters_ = Vector<S>::Zero(offset);
-    gradients_ = Vector<S>::Zero(offset);
-    reset_parameters(rng);
-  }
+      : Base("flowmatch::MLPVectorField::MLPVectorField", input_dim, 1, output_dim, std::move(hidden_widths), rng) {}
 
   MLPVectorField(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, Rng&& rng)
       : MLPVectorField(input_dim, output_dim, std::move(hidden_widths), rng) {}
@@ -106,37 +79,10 @@ class MLPVectorField {
   MLPVectorField(Index input_dim, Index output_dim, std::vector<Index> hidden_widths, std::uint64_t seed)
       : MLPVectorField(input_dim, output_dim, std::move(hidden_widths), Rng(seed)) {}
 
-  /// Re-draws every weight and bias uniformly in +-1/sqrt(fan_in) (PyTorch's default).
-  void reset_parameters(Rng& rng) {
-    for (Index l = 0; l < num_layers(); ++l) {
-      const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in(l)));
-      WeightMap w = weight(l);
-      for (Index i = 0; i < w.rows(); ++i)
-        for (Index k = 0; k < w.cols(); ++k) w(i, k) = static_cast<S>(bound * (2.0 * rng.uniform() - 1.0));
-      BiasMap b = bias(l);
-      for (Index i = 0; i < b.size(); ++i) b(i) = static_cast<S>(bound * (2.0 * rng.uniform() - 1.0));
-    }
-  }
-
   /// Output dimension d (also the input dimension of a field on R^d).
   Index dim() const { return widths_.back(); }
   /// Rows of the input x (without the time row): dim() unless built with separate dimensions.
   Index input_dim() const { return widths_.front() - 1; }
-  const std::vector<Index>& hidden_widths() const { return hidden_widths_; }
-  /// Widths of every layer boundary: input_dim() + 1, the hidden widths, dim().
-  const std::vector<Index>& layer_widths() const { return widths_; }
-  /// Number of affine layers (hidden layers + 1).
-  Index num_layers() const { return static_cast<Index>(widths_.size()) - 1; }
-  Index fan_in(Index l) const { return widths_[static_cast<std::size_t>(l)]; }
-  Index fan_out(Index l) const { return widths_[static_cast<std::size_t>(l) + 1]; }
-  Index num_parameters() const { return parameters_.size(); }
-
-  /// All parameters, flat (see the class comment for the layout).
-  Vector<S>& parameters() { return parameters_; }
-  const Vector<S>& parameters() const { return parameters_; }
-  /// dLoss/dparameters from the last backward(), same layout.
-  Vector<S>& gradients() { return gradients_; }
-  const Vector<S>& gradients() const { return gradients_; }
 
   // ---------------------------------------------------------------- state (core/state.hpp)
   static constexpr std::string_view state_scope = "model";
@@ -160,15 +106,6 @@ class MLPVectorField {
   /// A model built from its saved state alone (nn/detail/mlp_from_state_impl.hpp); for one whose
   /// activation is known only from the file, see nn/mlp_from_state.hpp.
   static MLPVectorField from_state(const StateReader& r);  // defined in nn/detail/mlp_from_state_impl.hpp
-
- public:
-
-  WeightMap weight(Index l) { return WeightMap(parameters_.data() + woff(l), fan_out(l), fan_in(l)); }
-  ConstWeightMap weight(Index l) const { return ConstWeightMap(parameters_.data() + woff(l), fan_out(l), fan_in(l)); }
-  BiasMap bias(Index l) { return BiasMap(parameters_.data() + boff(l), fan_out(l)); }
-  ConstBiasMap bias(Index l) const { return ConstBiasMap(parameters_.data() + boff(l), fan_out(l)); }
-  WeightMap weight_gradient(Index l) { return WeightMap(gradients_.data() + woff(l), fan_out(l), fan_in(l)); }
-  BiasMap bias_gradient(Index l) { return BiasMap(gradients_.data() + boff(l), fan_out(l)); }
 
   /// Sizes `ws` for batches of n samples (allocates only when the shape changes).
   void prepare(Workspace& ws, Index n) const {
@@ -246,11 +183,7 @@ class MLPVectorField {
   /// at a batch size and thread count. Deterministic for a given thread count.
   template <class DG>
   void backward(const Eigen::MatrixBase<DG>& grad_out, Workspace& ws) {
-    constexpr const char* where = "flowmatch::MLPVectorField::backward";
-    if (ws.batch <= 0 || ws.widths != widths_)
-      throw InvalidArgument(std::string(where) + ": argument 'ws' holds no forward pass of this model; call forward_train first");
-    detail::require_rows(where, "grad_out", grad_out.rows(), dim());
-    detail::require_cols(where, "grad_out", grad_out.cols(), ws.batch);
+    this->check_backward("flowmatch::MLPVectorField::backward", grad_out, ws);
     const Index n = ws.batch;
     const Index blocks = num_blocks(n);
     const int threads = threads_for(blocks);
@@ -386,8 +319,7 @@ class MLPVectorField {
     return dim;
   }
 
-  Index woff(Index l) const { return weight_offsets_[static_cast<std::size_t>(l)]; }
-  Index boff(Index l) const { return bias_offsets_[static_cast<std::size_t>(l)]; }
+  using Base::widths_, Base::parameters_, Base::gradients_, Base::woff, Base::boff;
 
   bool small_fan_in() const { return fan_in(0) <= kSmallFanIn; }
 
@@ -443,12 +375,6 @@ class MLPVectorField {
   void backward_block(const Eigen::MatrixBase<DG>& grad_out, const Workspace& ws,
                       typename Workspace::Thread& th, Index j0, Index nb, [[maybe_unused]] bool local = false) const;
 
-  std::vector<Index> hidden_widths_;
-  std::vector<Index> widths_;
-  std::vector<Index> weight_offsets_;
-  std::vector<Index> bias_offsets_;
-  Vector<S> parameters_;
-  Vector<S> gradients_;
 };
 
 }  // namespace flowmatch

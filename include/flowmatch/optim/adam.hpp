@@ -103,23 +103,16 @@ class Adam {
     w.vector("exp_avg_sq", v_);
   }
   void load_state_fields(const StateReader& r) {
-    const double lr = r.real("lr");
-    if (!(lr > 0.0 && std::isfinite(lr))) r.fail("holds learning rate " + detail::format_real(lr) + ", not finite and > 0");
+    const double lr = r.positive_real("lr", "learning rate");
     r.expect_real("beta1", beta1_, "Adam beta1");
     r.expect_real("beta2", beta2_, "Adam beta2");
     r.expect_real("eps", eps_, "Adam eps");
-    const long long steps = r.integer("steps");
-    if (steps < 0) r.fail("holds a negative step count " + std::to_string(steps) + " at '" + r.prefix() + "steps'");
-    const std::vector<std::int64_t> shape = r.shape("exp_avg");
-    if (shape.size() != 1 || shape[0] < 0)
-      r.fail("tensor '" + r.prefix() + "exp_avg' has shape " + shape_string(shape) + ", Adam's moments are 1-D");
-    const auto n = static_cast<Index>(shape[0]);
-    Vector<S> m = r.vector<S>("exp_avg", n);
-    Vector<S> v = r.vector<S>("exp_avg_sq", n);
+    const long long steps = r.count("steps", "step count");
+    Vector<S> m = r.finite_vector<S>("exp_avg", "Adam's first moment");
+    const Index n = m.size();
+    Vector<S> v = r.finite_vector<S>("exp_avg_sq", "Adam's second moment", n);
     if (n == 0 && steps != 0)
       r.fail("holds " + std::to_string(steps) + " Adam steps but no moments (tensor '" + r.prefix() + "exp_avg' is empty)");
-    if (!m.allFinite()) r.fail("tensor '" + r.prefix() + "exp_avg' holds a NaN or an infinity");
-    if (!v.allFinite()) r.fail("tensor '" + r.prefix() + "exp_avg_sq' holds a NaN or an infinity");
     if (n > 0 && v.minCoeff() < S(0))
       r.fail("tensor '" + r.prefix() + "exp_avg_sq' holds a negative second moment " +
              detail::format_real(static_cast<double>(v.minCoeff())));

@@ -82,17 +82,12 @@ class ExponentialMovingAverage {
   void load_state(const StateReader& r) {
     r.expect_text("type", "ema", "type");
     r.expect_real("decay", decay_, "EMA decay");
-    const long long updates = r.integer("updates");
-    if (updates < 0) r.fail("holds a negative update count " + std::to_string(updates) + " at '" + r.prefix() + "updates'");
-    const std::vector<std::int64_t> shape = r.shape("average");
-    if (shape.size() != 1 || shape[0] < 0)
-      r.fail("tensor '" + r.prefix() + "average' has shape " + shape_string(shape) + ", the average is 1-D");
-    const auto n = static_cast<Index>(shape[0]);
-    Vector<S> average = r.vector<S>("average", n);
+    const long long updates = r.count("updates", "update count");
+    Vector<S> average = r.finite_vector<S>("average", "the average");
+    const Index n = average.size();
     if ((updates == 0) != (n == 0))
       r.fail("holds " + std::to_string(updates) + " EMA updates and an average of " + std::to_string(n) +
              " values (an average exists exactly after the first update)");
-    if (!average.allFinite()) r.fail("tensor '" + r.prefix() + "average' holds a NaN or an infinity");
     average_ = std::move(average);
     updates_ = updates;
   }

@@ -162,11 +162,8 @@ class ScheduledOptimizer {
     requires Stateful<Opt>
   {
     r.expect_text("type", "scheduled", "optimizer type");
-    const double base_lr = r.real("base_lr");
-    if (!(base_lr > 0.0 && std::isfinite(base_lr)))
-      r.fail("holds base learning rate " + detail::format_real(base_lr) + ", not finite and > 0");
-    const long long steps = r.integer("steps");
-    if (steps < 0) r.fail("holds a negative step count " + std::to_string(steps) + " at '" + r.prefix() + "steps'");
+    const double base_lr = r.positive_real("base_lr", "base learning rate");
+    const long long steps = r.count("steps", "step count");
     if constexpr (Stateful<Schedule>) schedule_.load_state(r.scope("schedule"));
     inner_.load_state(r.scope("inner"));
     base_lr_ = base_lr;

@@ -92,27 +92,21 @@ class SGD {
   /// momentum, finite) before it changes anything; throws CheckpointMismatchError.
   void load_state(const StateReader& r) {
     r.expect_text("type", "sgd", "optimizer type");
-    const double lr = r.real("lr");
-    if (!(lr > 0.0 && std::isfinite(lr))) r.fail("holds learning rate " + detail::format_real(lr) + ", not finite and > 0");
+    const double lr = r.positive_real("lr", "learning rate");
     r.expect_real("momentum", momentum_, "SGD momentum");
     const bool nesterov = r.flag("nesterov");
     if (nesterov != nesterov_)
       r.fail(std::string("holds SGD nesterov = ") + (nesterov ? "true" : "false") + " at '" + r.prefix() +
              "nesterov', the part passed has " + (nesterov_ ? "true" : "false"));
-    const long long steps = r.integer("steps");
-    if (steps < 0) r.fail("holds a negative step count " + std::to_string(steps) + " at '" + r.prefix() + "steps'");
-    const std::vector<std::int64_t> shape = r.shape("momentum_buffer");
-    if (shape.size() != 1 || shape[0] < 0)
-      r.fail("tensor '" + r.prefix() + "momentum_buffer' has shape " + shape_string(shape) + ", SGD's buffer is 1-D");
-    const auto n = static_cast<Index>(shape[0]);
+    const long long steps = r.count("steps", "step count");
+    Vector<S> buffer = r.finite_vector<S>("momentum_buffer", "SGD's momentum buffer");
+    const Index n = buffer.size();
     if (momentum_ == 0.0 && n != 0)
       r.fail("tensor '" + r.prefix() + "momentum_buffer' holds " + std::to_string(n) +
              " values, SGD without momentum has no buffer");
-    Vector<S> buffer = r.vector<S>("momentum_buffer", n);
     if (momentum_ > 0.0 && n == 0 && steps != 0)
       r.fail("holds " + std::to_string(steps) + " SGD momentum steps but no buffer (tensor '" + r.prefix() +
              "momentum_buffer' is empty)");
-    if (!buffer.allFinite()) r.fail("tensor '" + r.prefix() + "momentum_buffer' holds a NaN or an infinity");
     lr_ = lr;
     buf_ = std::move(buffer);
     steps_ = steps;

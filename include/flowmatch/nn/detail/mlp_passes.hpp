@@ -108,12 +108,9 @@ template <Real S, Activation Act>
 template <class DG>
 void MLPVectorField<S, Act>::backward_block(const Eigen::MatrixBase<DG>& grad_out, const Workspace& ws,
                                             typename Workspace::Thread& th, Index j0, Index nb, [[maybe_unused]] bool local) const {
-  const Index L = num_layers();
   S* g = th.grad.data();
-  // Output layer: dz_{L-1} is grad_out itself.
-  th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb) = grad_out.middleCols(j0, nb).template cast<S>();
-  BiasMap(g + boff(L - 1), fan_out(L - 1)) += th.dz[static_cast<std::size_t>(L) - 1].leftCols(nb).rowwise().sum();
-  for (Index l = L - 1; l >= 0; --l) {
+  this->output_delta(grad_out, th.dz.back(), g, j0, nb);  // output layer: dz_{L-1} is grad_out itself
+  for (Index l = num_layers() - 1; l >= 0; --l) {
     const auto ul = static_cast<std::size_t>(l);
     const Eigen::Ref<const Matrix<S>> dz = th.dz[ul].leftCols(nb);
     if constexpr (kFastKernels) {
@@ -132,20 +129,12 @@ void MLPVectorField<S, Act>::backward_block(const Eigen::MatrixBase<DG>& grad_ou
       }
       break;
     }
-    product_in_pieces<true>(WeightMap(g + woff(l), fan_out(l), fan_in(l)), dz, input.transpose());
+    this->add_weight_gradient(l, g, dz, input);
     if (l == 0) break;
     // dz_{l-1} = (W_l^T dz_l) .* f'(z_{l-1}), with the bias gradient of layer l-1 in the same pass.
-    Matrix<S>& prev = th.dz[ul - 1];
-    product_in_pieces<false>(prev.leftCols(nb), weight(l).transpose(), dz);
-    BiasMap db(g + boff(l - 1), fan_out(l - 1));
-    const Index h = prev.rows();
-    const S* act = ws.a[ul].data() + j0 * h;
-    const S* aux = Act::uses_aux ? ws.aux[ul].data() + j0 * h : nullptr;
-    for (Index j = 0; j < nb; ++j) {
-      S* col = prev.data() + j * h;
-      Act::backward(act + j * h, aux ? aux + j * h : nullptr, col, h);
-      db += Eigen::Map<const Vector<S>>(col, h);
-    }
+    const Index h = fan_out(l - 1);
+    this->template backprop_hidden<Act>(l, dz, th.dz[ul - 1], g, ws.a[ul].data() + j0 * h,
+                                        Act::uses_aux ? ws.aux[ul].data() + j0 * h : nullptr, nb);
   }
 }
 
