@@ -46,6 +46,7 @@
 #include "flowmatch/core/state.hpp"
 #include "flowmatch/io/checkpoint_errors.hpp"
 #include "flowmatch/io/crc32.hpp"
+#include "flowmatch/io/float16.hpp"
 
 namespace flowmatch {
 
@@ -64,9 +65,14 @@ inline std::string hex32(std::uint32_t v) {
 /// Metadata keys the format itself owns: a StateDict attribute may not use them.
 inline bool is_format_metadata_key(std::string_view key) { return key == "format" || key.starts_with("flowmatch."); }
 
-/// The index of the first NaN or infinity in an F32/F64 tensor, or -1.
+/// The index of the first NaN or infinity in an F16/BF16/F32/F64 tensor, or -1.
 inline std::int64_t first_non_finite(DType dtype, const unsigned char* bytes, std::size_t size) {
-  if (dtype == DType::F32) {
+  if (dtype == DType::F16 || dtype == DType::BF16) {
+    for (std::size_t i = 0; i < size / 2; ++i) {
+      const auto h = static_cast<std::uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+      if (!(dtype == DType::F16 ? f16_is_finite(h) : bf16_is_finite(h))) return static_cast<std::int64_t>(i);
+    }
+  } else if (dtype == DType::F32) {
     for (std::size_t i = 0; i < size / 4; ++i)
       if (!std::isfinite(read_le<float>(bytes + 4 * i))) return static_cast<std::int64_t>(i);
   } else if (dtype == DType::F64) {
@@ -152,10 +158,14 @@ struct SafetensorsEntry {
 };
 
 /// decode_safetensors; `verify_checksums = false` only for the fuzzer, to reach the checks behind them.
+/// `foreign`: decode_foreign_safetensors (no flowmatch metadata required, none interpreted, no
+/// checksum; every structural check and the finite-value check kept).
 inline StateDict decode_safetensors_impl(const unsigned char* data, std::size_t size, std::string_view name,
-                                         bool verify_checksums) {
+                                         bool verify_checksums, bool foreign = false) {
   using nlohmann::json;
-  const std::string at = std::string("flowmatch::read_checkpoint: '").append(name).append("': ");
+  const std::string at = std::string(foreign ? "flowmatch::read_safetensors: '" : "flowmatch::read_checkpoint: '")
+                             .append(name)
+                             .append("': ");
   if (size < 8)
     throw CheckpointTruncatedError(at + "truncated: " + std::to_string(size) +
                                    " bytes, shorter than the 8-byte header length");
@@ -204,38 +214,49 @@ inline StateDict decode_safetensors_impl(const unsigned char* data, std::size_t 
 
   // ---- metadata: the format, its version, the header's checksum
   const auto meta = header.find("__metadata__");
-  if (meta == header.end())
-    throw CheckpointMagicError(at + "a safetensors file without metadata, not a flowmatch checkpoint");
-  if (!meta->is_object()) throw CheckpointMetadataError(at + "__metadata__ is not a JSON object");
-  for (const auto& [key, value] : meta->items())
-    if (!value.is_string()) throw CheckpointMetadataError(at + "__metadata__ entry '" + key + "' is not a string");
-  const auto text_of = [&](const char* key) -> const std::string* {
-    const auto it = meta->find(key);
-    return it == meta->end() ? nullptr : &it->get_ref<const std::string&>();
-  };
-  if (const std::string* f = text_of("format"); f == nullptr || *f != "flowmatch")
-    throw CheckpointMagicError(at + "a safetensors file but not a flowmatch checkpoint (its metadata has " +
-                               (f == nullptr ? std::string("no 'format'") : "format '" + *f + "'") + ")");
-  const std::string* version = text_of("flowmatch.format_version");
-  if (version == nullptr) throw CheckpointVersionError(at + "the metadata has no flowmatch.format_version");
-  if (*version != kCheckpointFormatVersion)
-    throw CheckpointVersionError(at + "format version '" + *version + "' is not supported (this build reads 1 and " +
-                                 std::string(kCheckpointFormatVersion) + ")");
-  const auto crc_field = [&](const char* key) {
-    const std::string* s = text_of(key);
-    if (s == nullptr || s->size() != 8 ||
-        !std::all_of(s->begin(), s->end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
-      throw CheckpointMetadataError(at + "the metadata's " + key + " is missing or not 8 lowercase hex digits");
-    return static_cast<std::uint32_t>(std::stoul(*s, nullptr, 16));
-  };
-  const std::uint32_t saved_header_crc = crc_field("flowmatch.header_crc32");
-  const std::uint32_t saved_data_crc = crc_field("flowmatch.data_crc32");
-  for (const auto& [key, value] : meta->items())
-    if (detail::is_format_metadata_key(key) && key != "format" && key != "flowmatch.format_version" &&
-        key != "flowmatch.header_crc32" && key != "flowmatch.data_crc32")
-      throw CheckpointMetadataError(at + "unknown format metadata key '" + key + "'");
-  if (verify_checksums && header_crc(header) != saved_header_crc)
-    throw CheckpointChecksumError(at + "the header's checksum does not match: the header is damaged");
+  if (foreign) {
+    if (meta != header.end()) {
+      if (!meta->is_object()) throw CheckpointMetadataError(at + "__metadata__ is not a JSON object");
+      for (const auto& [key, value] : meta->items())
+        if (!value.is_string())
+          throw CheckpointMetadataError(at + "__metadata__ entry '" + key + "' is not a string");
+    }
+  }
+  std::uint32_t saved_header_crc = 0, saved_data_crc = 0;
+  if (!foreign) {
+    if (meta == header.end())
+      throw CheckpointMagicError(at + "a safetensors file without metadata, not a flowmatch checkpoint");
+    if (!meta->is_object()) throw CheckpointMetadataError(at + "__metadata__ is not a JSON object");
+    for (const auto& [key, value] : meta->items())
+      if (!value.is_string()) throw CheckpointMetadataError(at + "__metadata__ entry '" + key + "' is not a string");
+    const auto text_of = [&](const char* key) -> const std::string* {
+      const auto it = meta->find(key);
+      return it == meta->end() ? nullptr : &it->get_ref<const std::string&>();
+    };
+    if (const std::string* f = text_of("format"); f == nullptr || *f != "flowmatch")
+      throw CheckpointMagicError(at + "a safetensors file but not a flowmatch checkpoint (its metadata has " +
+                                 (f == nullptr ? std::string("no 'format'") : "format '" + *f + "'") + ")");
+    const std::string* version = text_of("flowmatch.format_version");
+    if (version == nullptr) throw CheckpointVersionError(at + "the metadata has no flowmatch.format_version");
+    if (*version != kCheckpointFormatVersion)
+      throw CheckpointVersionError(at + "format version '" + *version + "' is not supported (this build reads 1 and " +
+                                   std::string(kCheckpointFormatVersion) + ")");
+    const auto crc_field = [&](const char* key) {
+      const std::string* s = text_of(key);
+      if (s == nullptr || s->size() != 8 ||
+          !std::all_of(s->begin(), s->end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+        throw CheckpointMetadataError(at + "the metadata's " + key + " is missing or not 8 lowercase hex digits");
+      return static_cast<std::uint32_t>(std::stoul(*s, nullptr, 16));
+    };
+    saved_header_crc = crc_field("flowmatch.header_crc32");
+    saved_data_crc = crc_field("flowmatch.data_crc32");
+    for (const auto& [key, value] : meta->items())
+      if (detail::is_format_metadata_key(key) && key != "format" && key != "flowmatch.format_version" &&
+          key != "flowmatch.header_crc32" && key != "flowmatch.data_crc32")
+        throw CheckpointMetadataError(at + "unknown format metadata key '" + key + "'");
+    if (verify_checksums && header_crc(header) != saved_header_crc)
+      throw CheckpointChecksumError(at + "the header's checksum does not match: the header is damaged");
+  }  // !foreign
 
   // ---- entries
   std::vector<SafetensorsEntry> entries;
@@ -297,7 +318,7 @@ inline StateDict decode_safetensors_impl(const unsigned char* data, std::size_t 
   if (pos < data_size)
     throw CheckpointTrailingDataError(at + std::to_string(data_size - pos) + " bytes of trailing data after the last tensor");
   const unsigned char* section = data + 8 + n;
-  if (verify_checksums && crc32(0, section, static_cast<std::size_t>(data_size)) != saved_data_crc)
+  if (!foreign && verify_checksums && crc32(0, section, static_cast<std::size_t>(data_size)) != saved_data_crc)
     throw CheckpointChecksumError(at + "the data's checksum does not match: the file is damaged");
 
   // ---- the StateDict
@@ -314,8 +335,9 @@ inline StateDict decode_safetensors_impl(const unsigned char* data, std::size_t 
     t.bytes.assign(p, p + bytes);
     dict.put_tensor(e.name, std::move(t));
   }
-  for (const auto& [key, value] : meta->items())
-    if (!is_format_metadata_key(key)) dict.put_attribute(key, value.get<std::string>());
+  if (meta != header.end())
+    for (const auto& [key, value] : meta->items())
+      if (foreign || !is_format_metadata_key(key)) dict.put_attribute(key, value.get<std::string>());
   return dict;
 }
 
@@ -325,6 +347,17 @@ inline StateDict decode_safetensors_impl(const unsigned char* data, std::size_t 
 /// (the file's path) labels messages. Format-version and "flowmatch" keys are not attributes.
 inline StateDict decode_safetensors(const unsigned char* data, std::size_t size, std::string_view name) {
   return detail::decode_safetensors_impl(data, size, name, true);
+}
+
+/// The StateDict of a safetensors file written by anything (safetensors.torch.save_file, numpy,
+/// flowmatch): every structural check of decode_safetensors (header length and cap, JSON without
+/// duplicate names, entries, dtypes, shapes, size overflow, offsets, no overlap, no gap, no
+/// trailing byte) and the finite-value check (F16, BF16, F32, F64: CheckpointCorruptError naming
+/// the tensor and the element), but no "format" or checksum required: __metadata__ may be absent
+/// or any map of strings (e.g. PyTorch's {"format": "pt"}); its entries become attributes as they
+/// are. Tensors keep their file dtype. Messages begin "flowmatch::read_safetensors: '<name>': ".
+inline StateDict decode_foreign_safetensors(const unsigned char* data, std::size_t size, std::string_view name) {
+  return detail::decode_safetensors_impl(data, size, name, false, true);
 }
 
 }  // namespace flowmatch
