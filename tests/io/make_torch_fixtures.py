@@ -128,7 +128,7 @@ def main():
     bad(manifest, "bad_mixed_dtype", "net.2.weight", drop("net.2.weight") | {"net.2.weight": base["net.2.weight"].double()})
     bad(manifest, "bad_leading_zero", "net.02.bias",
         {("net.02" + k[5:] if k.startswith("net.2.") else k): v for k, v in base.items()})
-    bad(manifest, "bad_no_index", "net.weight", {"net.weight": torch.zeros(2, 3), "net.bias": torch.zeros(2)})
+    bad(manifest, "bad_no_index", "net.bias", {"net.weight": torch.zeros(2, 3), "net.bias": torch.zeros(2)})
     bad(manifest, "bad_zero_width", "net.0.weight",
         {"net.0.weight": torch.zeros(0, 3), "net.0.bias": torch.zeros(0), "net.2.weight": torch.zeros(2, 0),
          "net.2.bias": torch.zeros(2)})
