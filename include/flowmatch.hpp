@@ -30,6 +30,8 @@
 #include "flowmatch/metrics/distances.hpp"
 #include "flowmatch/metrics/frechet.hpp"
 #include "flowmatch/nn/activation.hpp"
+#include "flowmatch/nn/activation_extra.hpp"
+#include "flowmatch/nn/builtin_activations.hpp"
 #include "flowmatch/nn/class_conditional_field.hpp"
 #include "flowmatch/nn/concepts.hpp"
 #include "flowmatch/nn/conditional_field.hpp"

@@ -1,0 +1,213 @@
+#pragma once
+/// \file
+/// More activation policies (see activation.hpp for the interface), named and defined as PyTorch
+/// defines them, so that an nn.Sequential MLP trained in PyTorch runs unchanged:
+/// - GELU ("gelu", torch.nn.GELU()): z Phi(z), Phi the standard normal CDF (the erf form);
+/// - GELUTanh ("gelu_tanh", torch.nn.GELU(approximate="tanh")):
+///   0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)));
+/// - ELU ("elu", alpha = 1), SELU ("selu", PyTorch's alpha and scale), LeakyReLU ("leaky_relu",
+///   negative_slope = 0.01), Softplus ("softplus", beta = 1, threshold = 20: z where z > 20).
+/// Each is evaluated in a form without cancellation (Phi(z) = erfc(-z / sqrt 2) / 2,
+/// 1 + tanh(u) = 2 sigmoid(2u), expm1), so the result is accurate also where PyTorch's literal
+/// formula loses digits (GELU at z = -5 in float); every finite input gives a finite result
+/// (except SELU beyond float's largest value / 1.0507, which overflows as in PyTorch), with the
+/// right limits, never a NaN. backward() uses only what forward() saved.
+
+#include <cmath>
+#include <limits>
+#include <string_view>
+
+#include "flowmatch/core/types.hpp"
+#include "flowmatch/nn/activation.hpp"
+
+namespace flowmatch {
+
+namespace detail {
+/// Phi(z) = P(N(0, 1) <= z) = erfc(-z / sqrt 2) / 2, accurate in the lower tail too.
+template <Real S>
+inline S normal_cdf(S z) {
+  return S(0.5) * std::erfc(-z * S(0.70710678118654752440084436210485));
+}
+/// phi(z) = exp(-z^2 / 2) / sqrt(2 pi); 0 (not NaN) where z^2 overflows.
+template <Real S>
+inline S normal_pdf(S z) {
+  return S(0.39894228040143267793994605993438) * std::exp(S(-0.5) * z * z);
+}
+}  // namespace detail
+
+/// GELU, erf form (PyTorch's default): f(z) = z Phi(z); f'(z) = Phi(z) + z phi(z).
+/// forward saves z in aux (Phi(z) alone cannot give z back where it underflows); backward
+/// evaluates Phi and phi again. Scalar loops: Eigen 3.4 has no vectorised erfc without its
+/// unsupported SpecialFunctions module.
+struct GELU {
+  static constexpr bool uses_aux = true;
+  static constexpr std::string_view name() { return "gelu"; }
+  template <Real S>
+  static void forward(const S* z, S* a, S* aux, Index n) {
+    for (Index i = 0; i < n; ++i) {
+      const S zi = z[i];  // read before a[i] (which may be z[i]) is written
+      aux[i] = zi;
+      a[i] = zi * detail::normal_cdf(zi);
+    }
+  }
+  template <Real S>
+  static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
+    for (Index i = 0; i < n; ++i) g[i] *= derivative(aux[i]);
+  }
+  template <Real S>
+  static S value(S z) { return z * detail::normal_cdf(z); }
+  template <Real S>
+  static S derivative(S z) { return detail::normal_cdf(z) + z * detail::normal_pdf(z); }
+};
+
+/// GELU, tanh approximation: f(z) = 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715 z^3),
+/// evaluated as z s with s = sigmoid(2u) (the same function, without the cancellation of
+/// 1 + tanh(u) for z < 0). f'(z) = s + 2 z s (1 - s) u'(z), u' = sqrt(2/pi) (1 + 3 0.044715 z^2).
+/// forward saves z in aux; backward evaluates s again on z clamped to [-1e4, 1e4] (beyond, s is
+/// exactly 0 or 1 and f' is 0 or 1; the clamp keeps u' finite so 0 * inf never makes a NaN).
+struct GELUTanh {
+  static constexpr bool uses_aux = true;
+  static constexpr std::string_view name() { return "gelu_tanh"; }
+  // 2 sqrt(2/pi) and 2 sqrt(2/pi) 0.044715: 2u = z (kC1 + kC3 z^2).
+  static constexpr double kC1 = 1.5957691216057307117597842397375;
+  static constexpr double kC3 = 1.5957691216057307117597842397375 * 0.044715;
+  template <Real S>
+  static void forward(const S* z, S* a, S* aux, Index n) {
+    detail::ConstArrayMap<S> zz(z, n);
+    detail::MutArrayMap<S> xx(aux, n), aa(a, n);
+    xx = zz;
+    // z^2 may overflow to inf (|z| > 1.8e19 in float): 2u = +-inf, exp gives 0 or inf, s = 1 or 0.
+    aa = xx * (S(1) + (-xx * (S(kC1) + S(kC3) * xx.square())).exp()).inverse();
+  }
+  template <Real S>
+  static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
+    // In blocks through a stack buffer, so that s (one exponential) is evaluated once per value.
+    constexpr Index kBlock = 256;
+    S buffer[kBlock];
+    for (Index i = 0; i < n; i += kBlock) {
+      const Index m = n - i < kBlock ? n - i : kBlock;
+      const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(S(-1e4)).min(S(1e4));
+      detail::MutArrayMap<S> ss(buffer, m), gg(g + i, m);
+      ss = (S(1) + (-zc * (S(kC1) + S(kC3) * zc.square())).exp()).inverse();
+      gg *= ss + zc * ss * (S(1) - ss) * (S(kC1) + S(3 * kC3) * zc.square());
+    }
+  }
+  template <Real S>
+  static S value(S z) {
+    return z / (S(1) + std::exp(-z * (S(kC1) + S(kC3) * z * z)));
+  }
+  template <Real S>
+  static S derivative(S z) {
+    const S zc = std::fmax(S(-1e4), std::fmin(S(1e4), z));
+    const S s = S(1) / (S(1) + std::exp(-zc * (S(kC1) + S(kC3) * zc * zc)));
+    return s + zc * s * (S(1) - s) * (S(kC1) + S(3 * kC3) * zc * zc);
+  }
+};
+
+/// ELU with alpha = 1: f(z) = z for z > 0, alpha (e^z - 1) otherwise (by expm1);
+/// f'(z) = 1 for z > 0 (a > 0), alpha e^z = a + alpha otherwise (PyTorch's 1 at z = 0).
+struct ELU {
+  static constexpr bool uses_aux = false;
+  static constexpr std::string_view name() { return "elu"; }
+  static constexpr double kAlpha = 1.0;
+  template <Real S>
+  static void forward(const S* z, S* a, S* /*aux*/, Index n) {
+    detail::ConstArrayMap<S> zz(z, n);
+    // min(z, 0): expm1 of a large z would be inf, harmless in select but kept out anyway.
+    detail::MutArrayMap<S>(a, n) = (zz > S(0)).select(zz, S(kAlpha) * zz.min(S(0)).expm1());
+  }
+  template <Real S>
+  static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
+    detail::ConstArrayMap<S> aa(a, n);
+    detail::MutArrayMap<S> gg(g, n);
+    gg = (aa > S(0)).select(gg, gg * (aa + S(kAlpha)));
+  }
+  template <Real S>
+  static S value(S z) { return z > S(0) ? z : S(kAlpha) * std::expm1(z); }
+  template <Real S>
+  static S derivative(S z) { return z > S(0) ? S(1) : S(kAlpha) * std::exp(z); }
+};
+
+/// SELU: f(z) = scale z for z > 0, scale alpha (e^z - 1) otherwise, with PyTorch's constants;
+/// f'(z) = scale for z > 0 (a > 0), scale alpha e^z = a + scale alpha otherwise.
+struct SELU {
+  static constexpr bool uses_aux = false;
+  static constexpr std::string_view name() { return "selu"; }
+  static constexpr double kAlpha = 1.6732632423543772848170429916717;
+  static constexpr double kScale = 1.0507009873554804934193349852946;
+  template <Real S>
+  static void forward(const S* z, S* a, S* /*aux*/, Index n) {
+    detail::ConstArrayMap<S> zz(z, n);
+    detail::MutArrayMap<S>(a, n) =
+        (zz > S(0)).select(S(kScale) * zz, S(kScale * kAlpha) * zz.min(S(0)).expm1());
+  }
+  template <Real S>
+  static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
+    detail::ConstArrayMap<S> aa(a, n);
+    detail::MutArrayMap<S> gg(g, n);
+    gg = (aa > S(0)).select(S(kScale) * gg, gg * (aa + S(kScale * kAlpha)));
+  }
+  template <Real S>
+  static S value(S z) { return z > S(0) ? S(kScale) * z : S(kScale * kAlpha) * std::expm1(z); }
+  template <Real S>
+  static S derivative(S z) { return z > S(0) ? S(kScale) : S(kScale * kAlpha) * std::exp(z); }
+};
+
+/// LeakyReLU with negative_slope = 0.01: f(z) = z for z > 0, 0.01 z otherwise;
+/// f'(z) = 1 for z > 0 (a > 0), 0.01 otherwise (PyTorch's 0.01 at z = 0).
+struct LeakyReLU {
+  static constexpr bool uses_aux = false;
+  static constexpr std::string_view name() { return "leaky_relu"; }
+  static constexpr double kNegativeSlope = 0.01;
+  template <Real S>
+  static void forward(const S* z, S* a, S* /*aux*/, Index n) {
+    detail::ConstArrayMap<S> zz(z, n);
+    detail::MutArrayMap<S>(a, n) = (zz > S(0)).select(zz, S(kNegativeSlope) * zz);
+  }
+  template <Real S>
+  static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
+    detail::ConstArrayMap<S> aa(a, n);
+    detail::MutArrayMap<S> gg(g, n);
+    gg = (aa > S(0)).select(gg, S(kNegativeSlope) * gg);
+  }
+  template <Real S>
+  static S value(S z) { return z > S(0) ? z : S(kNegativeSlope) * z; }
+  template <Real S>
+  static S derivative(S z) { return z > S(0) ? S(1) : S(kNegativeSlope); }
+};
+
+/// Softplus with beta = 1, threshold = 20: f(z) = z for z > 20, log(1 + e^z) otherwise (by
+/// log1p); f'(z) = 1 for z > 20, sigmoid(z) = e^z / (1 + e^z) otherwise. forward saves f'(z) in
+/// aux (one exponential for both), so backward is one multiplication.
+struct Softplus {
+  static constexpr bool uses_aux = true;
+  static constexpr std::string_view name() { return "softplus"; }
+  static constexpr double kThreshold = 20.0;
+  template <Real S>
+  static void forward(const S* z, S* a, S* aux, Index n) {
+    detail::ConstArrayMap<S> zz(z, n);
+    detail::MutArrayMap<S> ee(aux, n), aa(a, n);
+    // aux = e^z where z <= 20 (at most 4.9e8), +inf where z > 20 (the mark of the linear branch).
+    constexpr S inf = std::numeric_limits<S>::infinity();
+    ee = (zz > S(kThreshold)).select(inf, zz.min(S(kThreshold)).exp());
+    aa = (zz > S(kThreshold)).select(zz, ee.min(S(1e9)).log1p());  // a may alias z: z read first
+    ee = (ee == inf).select(S(1), ee / (S(1) + ee.min(S(1e9))));
+  }
+  template <Real S>
+  static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
+    detail::MutArrayMap<S>(g, n) *= detail::ConstArrayMap<S>(aux, n);
+  }
+  template <Real S>
+  static S value(S z) { return z > S(kThreshold) ? z : std::log1p(std::exp(z)); }
+  template <Real S>
+  static S derivative(S z) {
+    if (z > S(kThreshold)) return S(1);
+    const S e = std::exp(z);
+    return e / (S(1) + e);
+  }
+};
+
+static_assert(Activation<GELU> && Activation<GELUTanh> && Activation<ELU> && Activation<SELU> &&
+              Activation<LeakyReLU> && Activation<Softplus>);
+
+}  // namespace flowmatch
