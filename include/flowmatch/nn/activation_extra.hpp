@@ -65,6 +65,8 @@ struct GELU {
 /// 1 + tanh(u) for z < 0). f'(z) = s + 2 z s (1 - s) u'(z), u' = sqrt(2/pi) (1 + 3 0.044715 z^2).
 /// forward saves z in aux; backward evaluates s again on z clamped to [-1e4, 1e4] (beyond, s is
 /// exactly 0 or 1 and f' is 0 or 1; the clamp keeps u' finite so 0 * inf never makes a NaN).
+/// ELU, SELU and LeakyReLU below take f' from the saved a: where z << 0, a + alpha carries an
+/// absolute error of about alpha eps (f'(-20) is 2e-9 but a + alpha is 0 in float).
 struct GELUTanh {
   static constexpr bool uses_aux = true;
   static constexpr std::string_view name() { return "gelu_tanh"; }
@@ -81,15 +83,19 @@ struct GELUTanh {
   }
   template <Real S>
   static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
-    // In blocks through a stack buffer, so that s (one exponential) is evaluated once per value.
+    // With t = e^{-|2u|} in (0, 1] and p = 1 / (1 + t): s = p where u >= 0 (z >= 0), t p
+    // otherwise, and s (1 - s) = t p^2, with neither an overflow nor the cancellation of 1 - s.
+    // In blocks through stack buffers, so that each exponential is evaluated once per value.
     constexpr Index kBlock = 256;
-    S buffer[kBlock];
+    S t_buffer[kBlock];
+    S p_buffer[kBlock];
     for (Index i = 0; i < n; i += kBlock) {
       const Index m = n - i < kBlock ? n - i : kBlock;
       const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(S(-1e4)).min(S(1e4));
-      detail::MutArrayMap<S> ss(buffer, m), gg(g + i, m);
-      ss = (S(1) + (-zc * (S(kC1) + S(kC3) * zc.square())).exp()).inverse();
-      gg *= ss + zc * ss * (S(1) - ss) * (S(kC1) + S(3 * kC3) * zc.square());
+      detail::MutArrayMap<S> tt(t_buffer, m), pp(p_buffer, m), gg(g + i, m);
+      tt = (-(zc * (S(kC1) + S(kC3) * zc.square())).abs()).exp();
+      pp = (S(1) + tt).inverse();
+      gg *= (zc >= S(0)).select(pp, tt * pp) + zc * tt * pp.square() * (S(kC1) + S(3 * kC3) * zc.square());
     }
   }
   template <Real S>
@@ -99,8 +105,9 @@ struct GELUTanh {
   template <Real S>
   static S derivative(S z) {
     const S zc = std::fmax(S(-1e4), std::fmin(S(1e4), z));
-    const S s = S(1) / (S(1) + std::exp(-zc * (S(kC1) + S(kC3) * zc * zc)));
-    return s + zc * s * (S(1) - s) * (S(kC1) + S(3 * kC3) * zc * zc);
+    const S t = std::exp(-std::abs(zc * (S(kC1) + S(kC3) * zc * zc)));
+    const S p = S(1) / (S(1) + t);
+    return (zc >= S(0) ? p : t * p) + zc * t * p * p * (S(kC1) + S(3 * kC3) * zc * zc);
   }
 };
 
