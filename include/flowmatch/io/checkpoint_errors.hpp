@@ -26,7 +26,7 @@
 ///         CheckpointOverlapError       two tensors' bytes overlap
 ///         CheckpointGapError           bytes of the data section no tensor covers
 ///         CheckpointDuplicateError     a name given twice in one JSON object
-///         (non-finite F32/F64 values throw CheckpointCorruptError itself)
+///         (non-finite F16/BF16/F32/F64 values throw CheckpointCorruptError itself)
 
 #include "flowmatch/core/state.hpp"
 

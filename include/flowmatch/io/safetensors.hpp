@@ -29,6 +29,11 @@
 /// offsets, size overflow), the layout (no overlap, no gap, no byte after the last tensor, none
 /// missing), the data's checksum, and finite F32/F64 values. Each failure has its own exception
 /// (io/checkpoint_errors.hpp) whose message names the file.
+///
+/// decode_foreign_safetensors reads a safetensors file written by anything else (PyTorch's
+/// safetensors.torch.save_file: no metadata, or {"format": "pt"}): the same checks without the
+/// format, version and checksums, F16/BF16 values checked for NaN and infinity as well
+/// (io/torch_import.hpp builds on it).
 
 #include <algorithm>
 #include <cmath>
