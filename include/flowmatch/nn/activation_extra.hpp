@@ -16,6 +16,7 @@
 #include <cmath>
 #include <limits>
 #include <string_view>
+#include <type_traits>
 
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
@@ -93,7 +94,11 @@ struct GELUTanh {
       const Index m = n - i < kBlock ? n - i : kBlock;
       const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(S(-1e4)).min(S(1e4));
       detail::MutArrayMap<S> tt(t_buffer, m), pp(p_buffer, m), gg(g + i, m);
-      tt = (-(zc * (S(kC1) + S(kC3) * zc.square())).abs()).exp();
+      // 0 where e^{-|2u|} underflows: Eigen's vectorised exp returns its smallest result there
+      // (a denormal with SSE only), which z u' (up to 1e12) would lift to 1e-27.
+      constexpr S kUnderflow = std::is_same_v<S, float> ? S(87) : S(707);
+      tt = (zc * (S(kC1) + S(kC3) * zc.square())).abs();
+      tt = (tt > kUnderflow).select(S(0), (-tt).exp());
       pp = (S(1) + tt).inverse();
       gg *= (zc >= S(0)).select(pp, tt * pp) + zc * tt * pp.square() * (S(kC1) + S(3 * kC3) * zc.square());
     }
