@@ -64,8 +64,7 @@ struct GELU {
 /// GELU, tanh approximation: f(z) = 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715 z^3),
 /// evaluated as z s with s = sigmoid(2u) (the same function, without the cancellation of
 /// 1 + tanh(u) for z < 0). f'(z) = s + 2 z s (1 - s) u'(z), u' = sqrt(2/pi) (1 + 3 0.044715 z^2).
-/// forward saves z in aux; backward evaluates s again on z clamped to [-1e4, 1e4] (beyond, s is
-/// exactly 0 or 1 and f' is 0 or 1; the clamp keeps u' finite so 0 * inf never makes a NaN).
+/// forward saves z in aux; backward evaluates s again, on z clamped to +-clamp<S>().
 /// ELU, SELU and LeakyReLU below take f' from the saved a: where z << 0, a + alpha carries an
 /// absolute error of about alpha eps (f'(-20) is 2e-9 but a + alpha is 0 in float).
 struct GELUTanh {
@@ -74,6 +73,12 @@ struct GELUTanh {
   // 2 sqrt(2/pi) and 2 sqrt(2/pi) 0.044715: 2u = z (kC1 + kC3 z^2).
   static constexpr double kC1 = 1.5957691216057307117597842397375;
   static constexpr double kC3 = 1.5957691216057307117597842397375 * 0.044715;
+  /// Beyond +-clamp, f'(z) is 1 or 0 to the precision of S (|2u| > 260 in float, 4600 in double,
+  /// far past e^{-|2u|} underflowing): backward evaluates f' at z clamped there, which keeps u'
+  /// finite (no 0 * inf) and z t u' tiny even where Eigen's exp returns its smallest value
+  /// instead of 0 (SSE only).
+  template <Real S>
+  static constexpr S clamp() { return std::is_same_v<S, float> ? S(15) : S(40); }
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
     detail::ConstArrayMap<S> zz(z, n);
@@ -92,13 +97,9 @@ struct GELUTanh {
     S p_buffer[kBlock];
     for (Index i = 0; i < n; i += kBlock) {
       const Index m = n - i < kBlock ? n - i : kBlock;
-      const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(S(-1e4)).min(S(1e4));
+      const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(-clamp<S>()).min(clamp<S>());
       detail::MutArrayMap<S> tt(t_buffer, m), pp(p_buffer, m), gg(g + i, m);
-      // 0 where e^{-|2u|} underflows: Eigen's vectorised exp returns its smallest result there
-      // (a denormal with SSE only), which z u' (up to 1e12) would lift to 1e-27.
-      constexpr S kUnderflow = std::is_same_v<S, float> ? S(87) : S(707);
-      tt = (zc * (S(kC1) + S(kC3) * zc.square())).abs();
-      tt = (tt > kUnderflow).select(S(0), (-tt).exp());
+      tt = (-(zc * (S(kC1) + S(kC3) * zc.square())).abs()).exp();
       pp = (S(1) + tt).inverse();
       gg *= (zc >= S(0)).select(pp, tt * pp) + zc * tt * pp.square() * (S(kC1) + S(3 * kC3) * zc.square());
     }
@@ -109,7 +110,7 @@ struct GELUTanh {
   }
   template <Real S>
   static S derivative(S z) {
-    const S zc = std::fmax(S(-1e4), std::fmin(S(1e4), z));
+    const S zc = std::fmax(-clamp<S>(), std::fmin(clamp<S>(), z));
     const S t = std::exp(-std::abs(zc * (S(kC1) + S(kC3) * zc * zc)));
     const S p = S(1) / (S(1) + t);
     return (zc >= S(0) ? p : t * p) + zc * t * p * p * (S(kC1) + S(3 * kC3) * zc * zc);
@@ -125,8 +126,9 @@ struct ELU {
   template <Real S>
   static void forward(const S* z, S* a, S* /*aux*/, Index n) {
     detail::ConstArrayMap<S> zz(z, n);
-    // min(z, 0): expm1 of a large z would be inf, harmless in select but kept out anyway.
-    detail::MutArrayMap<S>(a, n) = (zz > S(0)).select(zz, S(kAlpha) * zz.min(S(0)).expm1());
+    // max(z, 0) + alpha expm1(min(z, 0)), PyTorch's form: exact on each side (expm1(0) = 0), and
+    // vectorised (Eigen 3.4's select() is not, and would evaluate expm1 one value at a time).
+    detail::MutArrayMap<S>(a, n) = zz.max(S(0)) + S(kAlpha) * zz.min(S(0)).expm1();
   }
   template <Real S>
   static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
@@ -150,8 +152,7 @@ struct SELU {
   template <Real S>
   static void forward(const S* z, S* a, S* /*aux*/, Index n) {
     detail::ConstArrayMap<S> zz(z, n);
-    detail::MutArrayMap<S>(a, n) =
-        (zz > S(0)).select(S(kScale) * zz, S(kScale * kAlpha) * zz.min(S(0)).expm1());
+    detail::MutArrayMap<S>(a, n) = S(kScale) * zz.max(S(0)) + S(kScale * kAlpha) * zz.min(S(0)).expm1();
   }
   template <Real S>
   static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
@@ -197,13 +198,20 @@ struct Softplus {
   static constexpr double kThreshold = 20.0;
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
-    detail::ConstArrayMap<S> zz(z, n);
-    detail::MutArrayMap<S> ee(aux, n), aa(a, n);
-    // aux = e^z where z <= 20 (at most 4.9e8), +inf where z > 20 (the mark of the linear branch).
-    constexpr S inf = std::numeric_limits<S>::infinity();
-    ee = (zz > S(kThreshold)).select(inf, zz.min(S(kThreshold)).exp());
-    aa = (zz > S(kThreshold)).select(zz, ee.min(S(1e9)).log1p());  // a may alias z: z read first
-    ee = (ee == inf).select(S(1), ee / (S(1) + ee.min(S(1e9))));
+    // In blocks through a stack buffer: the exponential, log1p and division vectorise, and only
+    // the cheap choice between branches goes through Eigen 3.4's (scalar) select().
+    constexpr Index kBlock = 256;
+    S buffer[kBlock];
+    for (Index i = 0; i < n; i += kBlock) {
+      const Index m = n - i < kBlock ? n - i : kBlock;
+      detail::ConstArrayMap<S> zz(z + i, m);
+      detail::MutArrayMap<S> ee(aux + i, m), ll(buffer, m), aa(a + i, m);
+      ee = zz.min(S(kThreshold)).exp();  // e^z, at most e^20 = 4.9e8
+      ll = ee.log1p();
+      ee = ee / (S(1) + ee);                                             // sigmoid(z) where z <= 20
+      ee = (zz > S(kThreshold)).select(S(1), ee);                         // z read before a is written
+      aa = (zz > S(kThreshold)).select(zz, ll);                           // a may alias z
+    }
   }
   template <Real S>
   static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
