@@ -320,8 +320,10 @@ TEMPLATE_PRODUCT_TEST_CASE("Extra activations: forward / backward kernels equal 
   Act::template backward<S>(inplace.data(), aux2.data(), g2.data(), 37);
   for (std::size_t i = 0; i < 37; ++i) {
     INFO(Act::name() << " in place at z = " << z[i]);
-    CHECK(double(inplace[i]) == Approx(double(a[i])).epsilon(tol).margin(1e-30));
-    CHECK(double(g2[i]) == Approx(double(g[i])).epsilon(tol).margin(1e-30));
+    // Scaled by the sensitivity: the remainder's scalar exp may differ from the vectorised one.
+    const double sens = sensitivity<Act>(double(z[i]));
+    CHECK(double(inplace[i]) == Approx(double(a[i])).epsilon(tol * sens).margin(1e-30));
+    CHECK(double(g2[i]) == Approx(double(g[i])).epsilon(tol * sens).margin(1e-30));
   }
 }
 
