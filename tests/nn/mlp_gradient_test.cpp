@@ -1,16 +1,19 @@
 // Gradient checks of MLPVectorField's hand-written backward pass against finite differences of
 // its forward pass, in double: the whole flat gradient, each layer's weight_gradient(l) and
-// bias_gradient(l), for 0 to 3 hidden layers and every activation.
+// bias_gradient(l), for 0 to 3 hidden layers and every built-in activation (builtin_activations.hpp).
 //
 // Loss: L = sum(C .* u_theta(x, t)) for a fixed random C, so dL/dout = C checks every output
 // coordinate at once.
 //
-// Numerical derivatives: SiLU and Tanh are smooth: five-point stencil, h = 1e-3 (error about
-// 1e-13). ReLU: with the activation pattern fixed, L is linear in any single parameter (each
-// parameter lives in one layer, and the layers are linear between fixed 0/1 masks), so a central
-// difference with h = 1e-3 is exact up to rounding; a parameter whose +-h perturbation flips any
-// hidden unit's sign (the difference would straddle a kink) is skipped, and the test requires
-// that few are.
+// Numerical derivatives: SiLU, Tanh, GELU, GELUTanh and Softplus are smooth (Softplus' switch at
+// z = 20 is never reached here): five-point stencil, h = 1e-3 (error about 1e-13). ReLU: with the
+// activation pattern fixed, L is linear in any single parameter (each parameter lives in one
+// layer, and the layers are linear between fixed 0/1 masks), so a central difference with
+// h = 1e-3 is exact up to rounding; a parameter whose +-h perturbation flips any hidden unit's
+// sign (the difference would straddle a kink) is skipped, and the test requires that few are.
+// LeakyReLU, ELU and SELU are smooth except at z = 0 (f' or f'' jumps there): five-point stencil
+// with h = 2.5e-4 (error about 1e-12 |L|), skipping a parameter whose +-h or +-2h perturbation
+// flips a hidden unit's sign.
 //
 // Relative error |a - n| / max(|a|, |n|, 1e-4), required below 1e-6: gradients smaller than 1e-4
 // are held to an absolute 1e-10 instead (the differences' rounding, about 2e-16 |L| / h, is
@@ -25,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <flowmatch/nn/builtin_activations.hpp>
 #include <flowmatch/nn/mlp_vector_field.hpp>
 
 #include "support/compare.hpp"
@@ -32,6 +36,9 @@
 #include "support/reference_mlp.hpp"
 
 using namespace flowmatch;
+
+// Every test below iterates over all built-ins; kKinkAtZero must know the new ones.
+static_assert(BuiltinActivations::size == 9, "a new built-in activation: check kKinkAtZero below");
 
 namespace {
 
@@ -54,7 +61,12 @@ Setup make_setup(Index dim, Index n, std::uint64_t seed) {
   return s;
 }
 
-// The sign pattern of every hidden pre-activation (for ReLU kink detection).
+// Activations with a kink at z = 0 (f or one of its first two derivatives jumps).
+template <class Act>
+constexpr bool kKinkAtZero = std::is_same_v<Act, ReLU> || std::is_same_v<Act, LeakyReLU> || std::is_same_v<Act, ELU> ||
+                             std::is_same_v<Act, SELU>;
+
+// The sign pattern of every hidden pre-activation (for kink detection).
 template <class Model>
 std::vector<bool> relu_pattern(const Model& model, const Setup& s) {
   std::vector<bool> pattern;
@@ -66,7 +78,7 @@ std::vector<bool> relu_pattern(const Model& model, const Setup& s) {
 struct Report {
   double worst = 0.0;  // worst relative error (with the 1e-4 floor)
   Index checked = 0;
-  Index skipped = 0;  // ReLU parameters whose difference would straddle a kink
+  Index skipped = 0;  // parameters whose difference would straddle a kink (ReLU, LeakyReLU, ELU, SELU)
   Index nonzero = 0;  // gradients above the floor (the check is not vacuous)
 };
 
@@ -84,6 +96,16 @@ double numeric_derivative(MLPVectorField<double, Act>& model, const Setup& s, do
     straddles = straddles || relu_pattern(model, s) != base;
     theta = saved;
     return test::central_difference(loss, theta, h);
+  } else if constexpr (kKinkAtZero<Act>) {
+    const double h = 2.5e-4;  // fewer kinks within +-2h; rounding 1.5 eps |L| / h is still 1e-12 |L|
+    const std::vector<bool> base = relu_pattern(model, s);
+    const double saved = theta;
+    for (double step : {-2.0 * h, -h, h, 2.0 * h}) {
+      theta = saved + step;
+      straddles = straddles || relu_pattern(model, s) != base;
+    }
+    theta = saved;
+    return test::five_point_difference(loss, theta, h);
   } else {
     return test::five_point_difference(loss, theta, 1e-3);
   }
@@ -126,7 +148,7 @@ Report check_flat(Index dim, std::vector<Index> hidden, Index n, std::uint64_t s
 }
 
 void check_report(const Report& r, Index num_parameters) {
-  INFO("checked " << r.checked << ", skipped (ReLU kink) " << r.skipped << ", above floor " << r.nonzero << " of "
+  INFO("checked " << r.checked << ", skipped (kink) " << r.skipped << ", above floor " << r.nonzero << " of "
                   << num_parameters << "; worst relative error " << r.worst);
   CHECK(r.worst < 1e-6);
   CHECK(r.checked + r.skipped == num_parameters);
@@ -136,7 +158,8 @@ void check_report(const Report& r, Index num_parameters) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("MLPVectorField backward matches finite differences (whole network)", "[nn][gradient]", SiLU, Tanh, ReLU) {
+TEMPLATE_LIST_TEST_CASE("MLPVectorField backward matches finite differences (whole network)", "[nn][gradient]",
+                        BuiltinActivations) {
   struct Arch {
     Index dim;
     std::vector<Index> hidden;
@@ -176,7 +199,8 @@ TEST_CASE("ReLU gradient check: a parameter whose difference straddles a kink is
   CHECK(r.checked + r.skipped == shape.num_parameters());
 }
 
-TEMPLATE_TEST_CASE("MLPVectorField backward matches finite differences layer by layer", "[nn][gradient]", SiLU, Tanh, ReLU) {
+TEMPLATE_LIST_TEST_CASE("MLPVectorField backward matches finite differences layer by layer", "[nn][gradient]",
+                        BuiltinActivations) {
   // weight_gradient(l)(i, k) against a perturbation of weight(l)(i, k), bias likewise: checks each
   // layer's share of the gradient, and that the views of parameters and gradients agree.
   using Model = MLPVectorField<double, TestType>;
@@ -218,7 +242,8 @@ TEMPLATE_TEST_CASE("MLPVectorField backward matches finite differences layer by 
   // gradients only), so it is not checked here.
 }
 
-TEMPLATE_TEST_CASE("MLPVectorField backward is linear in grad_out and overwrites the gradients", "[nn][gradient]", SiLU, Tanh, ReLU) {
+TEMPLATE_LIST_TEST_CASE("MLPVectorField backward is linear in grad_out and overwrites the gradients", "[nn][gradient]",
+                        BuiltinActivations) {
   using Model = MLPVectorField<double, TestType>;
   Model model(2, {8, 8}, 21);
   const Setup s = make_setup(2, 9, 21);
@@ -240,7 +265,8 @@ TEMPLATE_TEST_CASE("MLPVectorField backward is linear in grad_out and overwrites
   CHECK(test::max_abs(ga + model.gradients() - g1) < 1e-13 * (1.0 + test::max_abs(g1)));
 }
 
-TEMPLATE_TEST_CASE("MLPVectorField<float> gradients agree with the double ones", "[nn][gradient]", SiLU, Tanh, ReLU) {
+TEMPLATE_LIST_TEST_CASE("MLPVectorField<float> gradients agree with the double ones", "[nn][gradient]",
+                        BuiltinActivations) {
   MLPVectorField<double, TestType> md(2, {16, 16}, 31);
   MLPVectorField<float, TestType> mf(2, {16, 16}, 31);
   REQUIRE(mf.parameters() == md.parameters().template cast<float>());

@@ -1,7 +1,7 @@
 // MLPVectorField's state protocol (core/state.hpp): the fixed names and layouts (PyTorch's
 // nn.Sequential), bit-exact round trips in float and double, every architecture mismatch refused
 // before the parameters change, from_state rebuilding an identical network from the state alone,
-// and visit_mlp_from_state picking the activation by its saved name.
+// and visit_mlp_from_state picking the activation by its saved name, for every built-in activation.
 
 #include <catch2/catch.hpp>
 
@@ -11,10 +11,13 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include <flowmatch/core/random.hpp>
 #include <flowmatch/core/state.hpp>
 #include <flowmatch/nn/activation.hpp>
+#include <flowmatch/nn/builtin_activations.hpp>
 #include <flowmatch/nn/mlp_from_state.hpp>
 #include <flowmatch/nn/mlp_vector_field.hpp>
 
@@ -151,16 +154,72 @@ TEST_CASE("MLP state: visit_mlp_from_state picks the activation by its saved nam
     CHECK(name == *d.find_attribute("model.activation"));
   }
   CHECK(visit_mlp_activation("relu", [](auto act) { return std::string(decltype(act)::name()); }) == "relu");
-  CHECK_THROWS_AS(visit_mlp_activation("gelu", [](auto) { return 0; }), CheckpointMismatchError);
-  CHECK_THROWS_WITH(visit_mlp_activation("gelu", [](auto) { return 0; }, "m.safetensors"),
-                    Catch::Contains("'gelu'") && Catch::Contains("silu, relu, tanh") && Catch::Contains("m.safetensors"));
-  const StateDict gelu = with_attribute(state_of(tanh_model), "model.activation", "gelu");
-  CHECK_THROWS_WITH(visit_mlp_from_state<float>(StateReader(gelu, "g.safetensors", "model."), [](auto) { return 0; }),
-                    Catch::Contains("activation 'gelu'") && Catch::Contains("silu, relu, tanh"));
+  CHECK_THROWS_AS(visit_mlp_activation("mish", [](auto) { return 0; }), CheckpointMismatchError);
+  CHECK_THROWS_WITH(visit_mlp_activation("mish", [](auto) { return 0; }, "m.safetensors"),
+                    Catch::Contains("'mish'") && Catch::Contains("silu, relu, tanh") && Catch::Contains("m.safetensors"));
+  const StateDict mish = with_attribute(state_of(tanh_model), "model.activation", "mish");
+  CHECK_THROWS_WITH(visit_mlp_from_state<float>(StateReader(mish, "g.safetensors", "model."), [](auto) { return 0; }),
+                    Catch::Contains("activation 'mish'") && Catch::Contains("silu, relu, tanh"));
+  // Names are matched exactly: no case folding, no PyTorch class names.
+  CHECK_THROWS_AS(visit_mlp_activation("GELU", [](auto) { return 0; }), CheckpointMismatchError);
+  CHECK_THROWS_AS(visit_mlp_activation("gelu ", [](auto) { return 0; }), CheckpointMismatchError);
+  CHECK_THROWS_AS(visit_mlp_activation("", [](auto) { return 0; }), CheckpointMismatchError);
   // The scalar type is checked by from_state.
   const StateDict dbl = state_of(MLPVectorField<double>(2, {4}, 1));
   CHECK_THROWS_WITH(visit_mlp_from_state<float>(StateReader(dbl, "mem", "model."), [](auto) { return 0; }),
                     Catch::Contains("scalar type 'double'"));
+}
+
+TEST_CASE("MLP state: kBuiltinActivationNames lists every built-in, in BuiltinActivations' order", "[nn][state]") {
+  CHECK(std::string(kBuiltinActivationNames) ==
+        "silu, relu, tanh, gelu, gelu_tanh, elu, selu, leaky_relu, softplus");
+  CHECK(BuiltinActivations::size == 9);
+  // The unknown-name error lists all of them.
+  try {
+    visit_mlp_activation("swish", [](auto) { return 0; }, "x.safetensors");
+    FAIL("no exception");
+  } catch (const CheckpointMismatchError& e) {
+    const std::string what = e.what();
+    CHECK_THAT(what, Catch::Contains("'swish'") && Catch::Contains("x.safetensors") &&
+                         Catch::Contains("(known: " + std::string(kBuiltinActivationNames) + ")"));
+    for (const char* name : {"silu", "relu", "tanh", "gelu", "gelu_tanh", "elu", "selu", "leaky_relu", "softplus"})
+      CHECK_THAT(what, Catch::Contains(name));
+  }
+}
+
+TEMPLATE_LIST_TEST_CASE("MLP state: every built-in activation round-trips and is found by its name", "[nn][state]",
+                        BuiltinActivations) {
+  using Act = TestType;
+  INFO("activation " << Act::name());
+  // visit_mlp_activation finds the policy by its name.
+  CHECK(visit_mlp_activation(Act::name(), [](auto act) { return std::is_same_v<decltype(act), Act>; }));
+  const auto round_trip = [](auto scalar_tag) {
+    using S = decltype(scalar_tag);
+    MLPVectorField<S, Act> src(3, 2, {12, 7}, 41), dst(3, 2, {12, 7}, 42);
+    const StateDict d = state_of(src);
+    CHECK(*d.find_attribute("model.activation") == std::string(Act::name()));
+    load_state_parts(d, "mem", dst);
+    CHECK(dst.parameters() == src.parameters());
+    CHECK(same_state(state_of(dst), d));
+    CHECK(sample_output(dst) == sample_output(src));
+    // from_state with the policy known, and visit_mlp_from_state with the name read from the state.
+    const auto rebuilt = MLPVectorField<S, Act>::from_state(StateReader(d, "mem", "model."));
+    CHECK(sample_output(rebuilt) == sample_output(src));
+    const std::string visited = visit_mlp_from_state<S>(StateReader(d, "mem", "model."), [&](auto model) {
+      using Visited = typename decltype(model)::activation_type;
+      CHECK(std::is_same_v<Visited, Act>);
+      if constexpr (std::is_same_v<Visited, Act>) CHECK(sample_output(model) == sample_output(src));
+      return std::string(Visited::name());
+    });
+    CHECK(visited == std::string(Act::name()));
+    // A model of another activation refuses this state, naming both.
+    if constexpr (!std::is_same_v<Act, SiLU>) {
+      MLPVectorField<S, SiLU> other(3, 2, {12, 7}, 43);
+      check_refused(other, d, {std::string("activation '") + std::string(Act::name()) + "'", "'silu'"});
+    }
+  };
+  round_trip(float{});
+  round_trip(double{});
 }
 
 TEST_CASE("MLP state: every mismatch is refused with its reason and leaves the parameters unchanged", "[nn][state]") {

@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include <flowmatch/nn/builtin_activations.hpp>
 #include <flowmatch/nn/concepts.hpp>
 #include <flowmatch/nn/mlp_vector_field.hpp>
 
@@ -22,6 +23,7 @@ static_assert(VectorField<MLPVectorField<float>>);
 static_assert(TrainableVectorField<MLPVectorField<float>>);
 static_assert(TrainableVectorField<MLPVectorField<double, ReLU>>);
 static_assert(TrainableVectorField<MLPVectorField<double, Tanh>>);
+static_assert(TrainableVectorField<MLPVectorField<float, GELU>> && TrainableVectorField<MLPVectorField<double, Softplus>>);
 
 TEST_CASE("MLPVectorField layout: widths, offsets, row-major weights then bias, layer by layer", "[nn][mlp]") {
   MLPVectorField<double> m(3, {5, 4}, 1);
@@ -115,7 +117,8 @@ TEST_CASE("MLPVectorField: the same seed gives the same parameters, a different 
   CHECK(a.parameters() == g.parameters().cast<float>());
 }
 
-TEMPLATE_TEST_CASE("MLPVectorField forward equals an independent reference implementation", "[nn][mlp]", SiLU, ReLU, Tanh) {
+TEMPLATE_LIST_TEST_CASE("MLPVectorField forward equals an independent reference implementation", "[nn][mlp]",
+                        BuiltinActivations) {
   for (const std::vector<Index>& hidden : {std::vector<Index>{}, std::vector<Index>{9}, std::vector<Index>{17, 5},
                                            std::vector<Index>{8, 8, 3}}) {
     INFO(hidden.size() << " hidden layers");
@@ -184,8 +187,8 @@ TEST_CASE("MLPVectorField: each column is computed independently of the rest of 
   }
 }
 
-TEMPLATE_TEST_CASE("MLPVectorField: a workspace reused at another batch size gives the same results as a fresh one",
-                   "[nn][mlp]", SiLU, ReLU, Tanh) {
+TEMPLATE_LIST_TEST_CASE("MLPVectorField: a workspace reused at another batch size gives the same results as a fresh one",
+                        "[nn][mlp]", BuiltinActivations) {
   using Model = MLPVectorField<double, TestType>;
   Model m(2, {12, 7}, 10);
   Rng rng(10);

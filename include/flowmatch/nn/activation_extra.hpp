@@ -16,6 +16,7 @@
 #include <cmath>
 #include <limits>
 #include <string_view>
+#include <type_traits>
 
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/nn/activation.hpp"
@@ -33,26 +34,76 @@ template <Real S>
 inline S normal_pdf(S z) {
   return S(0.39894228040143267793994605993438) * std::exp(S(-0.5) * z * z);
 }
+/// q = Phi(-|z|) = erfc(|z| / sqrt 2) / 2 on m floats, vectorised (Eigen 3.4 has no vectorised
+/// erfc): Numerical Recipes' erfcc, erfc(x) = t exp(-x^2 - 1.26551223 + t P(t)), t = 1 / (1 + x/2),
+/// a Chebyshev fit with relative error below 1.2e-7 for every x >= 0, so accurate in the tail
+/// (no 1 + erf cancellation). Where z^2 overflows t is 0 and q is 0; where only e^{-x^2}
+/// underflows, q is at most t times Eigen's smallest exp result (below 1e-38). q may be z.
+inline void normal_lower_tail(const float* z, float* q, Index m) {
+  ConstArrayMap<float> zz(z, m);
+  MutArrayMap<float> qq(q, m);
+  const auto x = zz.abs() * 0.70710678118654752f;
+  qq = (1.0f + 0.5f * x).inverse();  // t (read below before q is written, coefficient by coefficient)
+  qq = 0.5f * qq *
+       (-x.square() - 1.26551223f +
+        qq * (1.00002368f +
+              qq * (0.37409196f +
+                    qq * (0.09678418f +
+                          qq * (-0.18628806f +
+                                qq * (0.27886807f +
+                                      qq * (-1.13520398f +
+                                            qq * (1.48851587f + qq * (-0.82215223f + qq * 0.17087277f)))))))))
+           .exp();
+}
+
 }  // namespace detail
 
 /// GELU, erf form (PyTorch's default): f(z) = z Phi(z); f'(z) = Phi(z) + z phi(z).
 /// forward saves z in aux (Phi(z) alone cannot give z back where it underflows); backward
-/// evaluates Phi and phi again. Scalar loops: Eigen 3.4 has no vectorised erfc without its
-/// unsupported SpecialFunctions module.
+/// evaluates Phi and phi again. float: vectorised, with detail::normal_lower_tail (relative error
+/// about 2e-7); double: scalar loops over std::erfc (Eigen 3.4 has no vectorised erfc, and the
+/// float approximation is not accurate enough for double).
 struct GELU {
   static constexpr bool uses_aux = true;
   static constexpr std::string_view name() { return "gelu"; }
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
-    for (Index i = 0; i < n; ++i) {
-      const S zi = z[i];  // read before a[i] (which may be z[i]) is written
-      aux[i] = zi;
-      a[i] = zi * detail::normal_cdf(zi);
+    if constexpr (std::is_same_v<S, float>) {
+      constexpr Index kBlock = 256;
+      float q[kBlock];
+      for (Index i = 0; i < n; i += kBlock) {
+        const Index m = n - i < kBlock ? n - i : kBlock;
+        detail::MutArrayMap<float> xx(aux + i, m), qq(q, m), aa(a + i, m);
+        xx = detail::ConstArrayMap<float>(z + i, m);  // z saved before a (which may be z) is written
+        detail::normal_lower_tail(aux + i, q, m);     // q = Phi(-|z|)
+        aa = (xx < 0.0f).select(xx * qq, xx * (1.0f - qq));
+      }
+    } else {
+      for (Index i = 0; i < n; ++i) {
+        const S zi = z[i];  // read before a[i] (which may be z[i]) is written
+        aux[i] = zi;
+        a[i] = zi * detail::normal_cdf(zi);
+      }
     }
   }
   template <Real S>
   static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
-    for (Index i = 0; i < n; ++i) g[i] *= derivative(aux[i]);
+    if constexpr (std::is_same_v<S, float>) {
+      // f' on z clamped to +-15, where it is 1 or 0 in float: keeps z phi(z) 0 (not z times the
+      // smallest exp result) for huge |z|.
+      constexpr Index kBlock = 256;
+      float zc[kBlock], q[kBlock], zphi[kBlock];
+      for (Index i = 0; i < n; i += kBlock) {
+        const Index m = n - i < kBlock ? n - i : kBlock;
+        detail::MutArrayMap<float> zz(zc, m), qq(q, m), pp(zphi, m), gg(g + i, m);
+        zz = detail::ConstArrayMap<float>(aux + i, m).max(-15.0f).min(15.0f);
+        detail::normal_lower_tail(zc, q, m);
+        pp = zz * 0.39894228040143268f * (-0.5f * zz.square()).exp();
+        gg *= (zz < 0.0f).select(qq, 1.0f - qq) + pp;
+      }
+    } else {
+      for (Index i = 0; i < n; ++i) g[i] *= derivative(aux[i]);
+    }
   }
   template <Real S>
   static S value(S z) { return z * detail::normal_cdf(z); }
@@ -63,8 +114,7 @@ struct GELU {
 /// GELU, tanh approximation: f(z) = 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715 z^3),
 /// evaluated as z s with s = sigmoid(2u) (the same function, without the cancellation of
 /// 1 + tanh(u) for z < 0). f'(z) = s + 2 z s (1 - s) u'(z), u' = sqrt(2/pi) (1 + 3 0.044715 z^2).
-/// forward saves z in aux; backward evaluates s again on z clamped to [-1e4, 1e4] (beyond, s is
-/// exactly 0 or 1 and f' is 0 or 1; the clamp keeps u' finite so 0 * inf never makes a NaN).
+/// forward saves z in aux; backward evaluates s again, on z clamped to +-clamp<S>().
 /// ELU, SELU and LeakyReLU below take f' from the saved a: where z << 0, a + alpha carries an
 /// absolute error of about alpha eps (f'(-20) is 2e-9 but a + alpha is 0 in float).
 struct GELUTanh {
@@ -73,6 +123,12 @@ struct GELUTanh {
   // 2 sqrt(2/pi) and 2 sqrt(2/pi) 0.044715: 2u = z (kC1 + kC3 z^2).
   static constexpr double kC1 = 1.5957691216057307117597842397375;
   static constexpr double kC3 = 1.5957691216057307117597842397375 * 0.044715;
+  /// Beyond +-clamp, f'(z) is 1 or 0 to the precision of S (|2u| > 260 in float, 4600 in double,
+  /// far past e^{-|2u|} underflowing): backward evaluates f' at z clamped there, which keeps u'
+  /// finite (no 0 * inf) and z t u' tiny even where Eigen's exp returns its smallest value
+  /// instead of 0 (SSE only).
+  template <Real S>
+  static constexpr S clamp() { return std::is_same_v<S, float> ? S(15) : S(40); }
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
     detail::ConstArrayMap<S> zz(z, n);
@@ -91,7 +147,7 @@ struct GELUTanh {
     S p_buffer[kBlock];
     for (Index i = 0; i < n; i += kBlock) {
       const Index m = n - i < kBlock ? n - i : kBlock;
-      const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(S(-1e4)).min(S(1e4));
+      const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(-clamp<S>()).min(clamp<S>());
       detail::MutArrayMap<S> tt(t_buffer, m), pp(p_buffer, m), gg(g + i, m);
       tt = (-(zc * (S(kC1) + S(kC3) * zc.square())).abs()).exp();
       pp = (S(1) + tt).inverse();
@@ -104,7 +160,7 @@ struct GELUTanh {
   }
   template <Real S>
   static S derivative(S z) {
-    const S zc = std::fmax(S(-1e4), std::fmin(S(1e4), z));
+    const S zc = std::fmax(-clamp<S>(), std::fmin(clamp<S>(), z));
     const S t = std::exp(-std::abs(zc * (S(kC1) + S(kC3) * zc * zc)));
     const S p = S(1) / (S(1) + t);
     return (zc >= S(0) ? p : t * p) + zc * t * p * p * (S(kC1) + S(3 * kC3) * zc * zc);
@@ -120,8 +176,9 @@ struct ELU {
   template <Real S>
   static void forward(const S* z, S* a, S* /*aux*/, Index n) {
     detail::ConstArrayMap<S> zz(z, n);
-    // min(z, 0): expm1 of a large z would be inf, harmless in select but kept out anyway.
-    detail::MutArrayMap<S>(a, n) = (zz > S(0)).select(zz, S(kAlpha) * zz.min(S(0)).expm1());
+    // max(z, 0) + alpha expm1(min(z, 0)), PyTorch's form: exact on each side (expm1(0) = 0), and
+    // vectorised (Eigen 3.4's select() is not, and would evaluate expm1 one value at a time).
+    detail::MutArrayMap<S>(a, n) = zz.max(S(0)) + S(kAlpha) * zz.min(S(0)).expm1();
   }
   template <Real S>
   static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
@@ -145,8 +202,7 @@ struct SELU {
   template <Real S>
   static void forward(const S* z, S* a, S* /*aux*/, Index n) {
     detail::ConstArrayMap<S> zz(z, n);
-    detail::MutArrayMap<S>(a, n) =
-        (zz > S(0)).select(S(kScale) * zz, S(kScale * kAlpha) * zz.min(S(0)).expm1());
+    detail::MutArrayMap<S>(a, n) = S(kScale) * zz.max(S(0)) + S(kScale * kAlpha) * zz.min(S(0)).expm1();
   }
   template <Real S>
   static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
@@ -192,13 +248,20 @@ struct Softplus {
   static constexpr double kThreshold = 20.0;
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
-    detail::ConstArrayMap<S> zz(z, n);
-    detail::MutArrayMap<S> ee(aux, n), aa(a, n);
-    // aux = e^z where z <= 20 (at most 4.9e8), +inf where z > 20 (the mark of the linear branch).
-    constexpr S inf = std::numeric_limits<S>::infinity();
-    ee = (zz > S(kThreshold)).select(inf, zz.min(S(kThreshold)).exp());
-    aa = (zz > S(kThreshold)).select(zz, ee.min(S(1e9)).log1p());  // a may alias z: z read first
-    ee = (ee == inf).select(S(1), ee / (S(1) + ee.min(S(1e9))));
+    // In blocks through a stack buffer: the exponential, log1p and division vectorise, and only
+    // the cheap choice between branches goes through Eigen 3.4's (scalar) select().
+    constexpr Index kBlock = 256;
+    S buffer[kBlock];
+    for (Index i = 0; i < n; i += kBlock) {
+      const Index m = n - i < kBlock ? n - i : kBlock;
+      detail::ConstArrayMap<S> zz(z + i, m);
+      detail::MutArrayMap<S> ee(aux + i, m), ll(buffer, m), aa(a + i, m);
+      ee = zz.min(S(kThreshold)).exp();  // e^z, at most e^20 = 4.9e8
+      ll = ee.log1p();
+      ee = ee / (S(1) + ee);                                             // sigmoid(z) where z <= 20
+      ee = (zz > S(kThreshold)).select(S(1), ee);                         // z read before a is written
+      aa = (zz > S(kThreshold)).select(zz, ll);                           // a may alias z
+    }
   }
   template <Real S>
   static void backward(const S* /*a*/, const S* aux, S* g, Index n) {

@@ -18,9 +18,12 @@
 
 namespace flowmatch {
 
-/// A list of activation policies (a type list: it holds no values).
-template <Activation... Acts>
+/// A list of activation policies (a type list: it holds no values). Its parameters are checked by
+/// a static_assert rather than constrained, so that it binds to a `template <class...> class`
+/// parameter (Catch's TEMPLATE_LIST_TEST_CASE iterates over BuiltinActivations).
+template <class... Acts>
 struct ActivationList {
+  static_assert((Activation<Acts> && ...), "flowmatch::ActivationList: every element must be an Activation policy");
   static constexpr std::size_t size = sizeof...(Acts);
 };
 
