@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -135,7 +136,7 @@ inline TorchMLPInfo torch_mlp_info(const StateDict& dict, const std::string& sou
     const Tensor* weight = nullptr;
     const Tensor* bias = nullptr;
   };
-  std::vector<std::pair<std::int64_t, Layer>> layers;  // by index, filled below
+  std::map<std::int64_t, Layer> layers;  // by nn.Sequential index
   bool first = true;
   for (const auto& [key, t] : dict.tensors()) {
     std::string prefix;
@@ -159,14 +160,9 @@ inline TorchMLPInfo torch_mlp_info(const StateDict& dict, const std::string& sou
     if (t.dtype != info.dtype)
       throw TorchImportError(at + "tensor '" + key + "' has dtype " + std::string(dtype_name(t.dtype)) +
                              ", other tensors have " + std::string(dtype_name(info.dtype)));
-    auto it = std::find_if(layers.begin(), layers.end(), [&](const auto& p) { return p.first == index; });
-    if (it == layers.end()) {
-      layers.emplace_back(index, Layer{});
-      it = layers.end() - 1;
-    }
-    (is_weight ? it->second.weight : it->second.bias) = &t;
+    Layer& layer = layers[index];
+    (is_weight ? layer.weight : layer.bias) = &t;
   }
-  std::sort(layers.begin(), layers.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   // Layer by layer: both tensors, their ranks and shapes, the chain of widths.
   constexpr std::int64_t kMaxWidth = std::int64_t{1} << 31;
   for (const auto& [index, layer] : layers) {
