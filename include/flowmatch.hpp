@@ -25,6 +25,8 @@
 #include "flowmatch/io/checkpoint.hpp"
 #include "flowmatch/io/crc32.hpp"
 #include "flowmatch/io/csv.hpp"
+#include "flowmatch/io/float16.hpp"
+#include "flowmatch/io/torch_import.hpp"
 #include "flowmatch/metrics/classification.hpp"
 #include "flowmatch/metrics/density.hpp"
 #include "flowmatch/metrics/distances.hpp"
