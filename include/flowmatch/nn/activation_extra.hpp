@@ -14,7 +14,6 @@
 /// right limits, never a NaN. backward() uses only what forward() saved.
 
 #include <cmath>
-#include <limits>
 #include <string_view>
 #include <type_traits>
 
@@ -115,8 +114,6 @@ struct GELU {
 /// evaluated as z s with s = sigmoid(2u) (the same function, without the cancellation of
 /// 1 + tanh(u) for z < 0). f'(z) = s + 2 z s (1 - s) u'(z), u' = sqrt(2/pi) (1 + 3 0.044715 z^2).
 /// forward saves z in aux; backward evaluates s again, on z clamped to +-clamp<S>().
-/// ELU, SELU and LeakyReLU below take f' from the saved a: where z << 0, a + alpha carries an
-/// absolute error of about alpha eps (f'(-20) is 2e-9 but a + alpha is 0 in float).
 struct GELUTanh {
   static constexpr bool uses_aux = true;
   static constexpr std::string_view name() { return "gelu_tanh"; }
@@ -169,6 +166,8 @@ struct GELUTanh {
 
 /// ELU with alpha = 1: f(z) = z for z > 0, alpha (e^z - 1) otherwise (by expm1);
 /// f'(z) = 1 for z > 0 (a > 0), alpha e^z = a + alpha otherwise (PyTorch's 1 at z = 0).
+/// ELU, SELU and LeakyReLU need no aux: f' comes from the saved a. Where z << 0, a + alpha
+/// carries an absolute error of about alpha eps (f'(-20) is 2e-9, a + alpha is 0 in float).
 struct ELU {
   static constexpr bool uses_aux = false;
   static constexpr std::string_view name() { return "elu"; }
@@ -258,9 +257,9 @@ struct Softplus {
       detail::MutArrayMap<S> ee(aux + i, m), ll(buffer, m), aa(a + i, m);
       ee = zz.min(S(kThreshold)).exp();  // e^z, at most e^20 = 4.9e8
       ll = ee.log1p();
-      ee = ee / (S(1) + ee);                                             // sigmoid(z) where z <= 20
-      ee = (zz > S(kThreshold)).select(S(1), ee);                         // z read before a is written
-      aa = (zz > S(kThreshold)).select(zz, ll);                           // a may alias z
+      ee = ee / (S(1) + ee);  // sigmoid(z) where z <= 20
+      ee = (zz > S(kThreshold)).select(S(1), ee);  // z read before a is written
+      aa = (zz > S(kThreshold)).select(zz, ll);  // a may alias z
     }
   }
   template <Real S>
