@@ -27,7 +27,7 @@ esac
 fuzz_seconds="${FLOWMATCH_FUZZ_SECONDS:-60}"
 jobs="$(nproc)"
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-fuzzers=(checkpoint csv)
+fuzzers=(checkpoint csv npy)
 
 start=$SECONDS
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \

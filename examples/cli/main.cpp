@@ -316,6 +316,7 @@ struct TrainOptions {
   long long steps = 8000, batch = 1000, warmup = 500, seed = 0, threads = 1, frequencies = 4;
   double lr = 2e-3, ema = 0.999, dropout = 0.1;
   std::vector<long long> hidden{1024, 16}, condition_columns;
+  long long stop_after = 0;  // stop as Ctrl-C does after this many steps of this run (0: never)
   bool quiet = false;
 };
 
@@ -384,8 +385,9 @@ int train_model(Model& model, ModelMeta& meta, const TrainOptions& opt, const Ma
     std::signal(SIGINT, on_sigint);
     std::vector<double> losses = trainer.train(
         to_run, meta.batch, [&](const fm::TrainProgress& p) { if (!opt.quiet) progress(p); },
-        [&](const fm::TrainProgress&) {
+        [&](const fm::TrainProgress& p) {
           if (ema.average) ema.average->update(model.parameters());
+          if (opt.stop_after > 0 && p.step >= opt.stop_after) stop_requested.store(true);
           return !stop_requested.load();
         });
     std::signal(SIGINT, SIG_DFL);
@@ -722,6 +724,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.999))->capture_default_str();
   train->add_option("--resume", topt.resume, "continue the run saved in this model file");
   train->add_flag("--quiet", topt.quiet, "no progress output");
+  train->add_option("--stop-after", topt.stop_after, "stop after this many steps as Ctrl-C does (for tests)")
+      ->check(ex::at_least(0));
 
   SampleOptions sopt;
   sopt.threads = cores;
