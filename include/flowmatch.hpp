@@ -25,6 +25,7 @@
 #include "flowmatch/io/checkpoint.hpp"
 #include "flowmatch/io/crc32.hpp"
 #include "flowmatch/io/csv.hpp"
+#include "flowmatch/io/npy.hpp"
 #include "flowmatch/metrics/classification.hpp"
 #include "flowmatch/metrics/density.hpp"
 #include "flowmatch/metrics/distances.hpp"

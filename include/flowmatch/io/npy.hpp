@@ -232,9 +232,12 @@ Matrix<S> decode_npy(const unsigned char* data, std::size_t size, const std::str
       const unsigned char* q = p + k * static_cast<std::uint64_t>(h.item_size);
       const double v = h.item_size == 4 ? static_cast<double>(detail::npy_load_value<float>(q, swap))
                                         : detail::npy_load_value<double>(q, swap);
-      if (options.require_finite && !std::isfinite(v))
-        throw NpyError(name, "data", "non-finite value at row " + std::to_string(i) + ", column " + std::to_string(j));
-      out(static_cast<Index>(j), static_cast<Index>(i)) = static_cast<S>(v);
+      const S value = static_cast<S>(v);
+      if (options.require_finite && !std::isfinite(value))
+        throw NpyError(name, "data",
+                       std::string(std::isfinite(v) ? "value out of the range of float" : "non-finite value") +
+                           " at row " + std::to_string(i) + ", column " + std::to_string(j));
+      out(static_cast<Index>(j), static_cast<Index>(i)) = value;
     }
   return out;
 }
