@@ -59,6 +59,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--datasets", default="moons,checkerboard")
     ap.add_argument("--train-args", default="", help="extra flags for flowmatch train (default: none)")
+    ap.add_argument("--reuse-torch", action="store_true",
+                    help="reuse <work>/<data>_torch_samples.csv of an earlier run of the torch reference on the "
+                         "same CSV (the data are regenerated with the same seeds) instead of training it again")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -84,7 +87,9 @@ def main():
                            "--n", "2000", "--seed", "7", "--threads", str(args.threads)])
         w_cli = w2(args.flowmatch, f("cli_samples.csv"), f("heldout.csv"), args.threads)
         w_torch, t_torch = float("nan"), float("nan")
-        if have_torch:
+        if args.reuse_torch and os.path.exists(f("torch_samples.csv")):
+            w_torch = w2(args.flowmatch, f("torch_samples.csv"), f("heldout.csv"), args.threads)
+        elif have_torch:
             _, t_torch = run([sys.executable, os.path.join(here, "torch_csv_reference.py"), "--data", f("train.csv"),
                               "--out", f("torch_samples.csv"), "--nsamples", "2000", "--threads", str(args.threads)])
             w_torch = w2(args.flowmatch, f("torch_samples.csv"), f("heldout.csv"), args.threads)

@@ -688,6 +688,38 @@ int cmd_info(const std::string& file) {
   });
 }
 
+// ------------------------------------------------------------------------------------------------
+// import
+
+#ifdef FLOWMATCH_CLI_HAS_IMPORT
+// A PyTorch MLP vector field (state dict in safetensors) as a model file: the network under
+// "model", and a "cli" part with no standardization (mean 0, std 1) and no training state.
+int cmd_import(const std::string& file, const std::string& out, const std::string& activation, bool time_first) {
+  check_activation(activation);
+  if (!std::filesystem::exists(file)) throw fm::Error("'" + file + "': no such file");
+  fm::TorchImportOptions options;
+  options.activation = activation;
+  options.time_first = time_first;
+  return fm::visit_torch_mlp<float>(file, options, [&](auto model) -> int {
+    ModelMeta meta;
+    meta.dim = static_cast<long long>(model.dim());
+    meta.condition_dim = 0;
+    meta.frequencies = 0;
+    for (const auto h : model.hidden_widths()) meta.hidden.push_back(static_cast<long long>(h));
+    meta.activation = activation;
+    meta.optimizer = "none";
+    meta.data = file;
+    meta.mean = Vector<double>::Zero(meta.dim);
+    meta.sd = Vector<double>::Ones(meta.dim);
+    fm::save_checkpoint(out, fm::state_part("cli", meta), fm::state_part("model", model));
+    std::printf("flowmatch import: wrote %s (MLP %s %s, %lld parameters, from %s)\n", out.c_str(),
+                meta.architecture().c_str(), activation.c_str(), static_cast<long long>(model.num_parameters()),
+                file.c_str());
+    return 0;
+  });
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -769,11 +801,11 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "what a model file holds");
   info->add_option("model", info_file, "model file")->required();
 
-  std::string import_file, import_out, import_activation = "silu";
+  std::string import_file, import_out, import_activation;
   bool import_time_first = false;
   auto* import = app.add_subcommand("import", "convert a PyTorch MLP (safetensors) into a model file");
   import->add_option("file", import_file, "PyTorch state dict in safetensors")->required();
-  import->add_option("--activation", import_activation, "the network's activation")->capture_default_str();
+  import->add_option("--activation", import_activation, "the activation between the Linear layers (the file does not record it)")->required();
   import->add_option("--out", import_out, "model file to write")->required();
   import->add_flag("--time-first", import_time_first, "the network's input is [t, x] instead of [x, t]");
 
@@ -794,10 +826,13 @@ int main(int argc, char** argv) {
     if (*eval) return cmd_eval(eopt);
     if (*info) return cmd_info(info_file);
     if (*import) {
-      // TODO(lead): wire `flowmatch import` to visit_torch_mlp<float>(path, TorchImportOptions{activation,
-      // time_first}, f) of io/torch_import.hpp once it is merged: f receives the MLPVectorField; save it with
-      // a ModelMeta (mean 0, std 1, the activation name) under "cli" and the model under "model".
+#ifdef FLOWMATCH_CLI_HAS_IMPORT
+      return cmd_import(import_file, import_out, import_activation, import_time_first);
+#else
+      // Wired against io/torch_import.hpp (visit_torch_mlp) of the importer branch: this build
+      // lacks that header (TODO(lead): drop this branch once it is merged).
       throw fm::Error("import is not available in this build (needs flowmatch/io/torch_import.hpp)");
+#endif
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flowmatch: error: %s\n", e.what());
