@@ -313,7 +313,7 @@ extern "C" void on_sigint(int) {
 
 struct TrainOptions {
   std::string data, out, resume, schedule = "linear", coupling = "indep", optimizer = "adam", activation = "silu";
-  long long steps = 8000, batch = 1000, warmup = 500, seed = 0, threads = 1, frequencies = 4;
+  long long steps = 20000, batch = 1000, warmup = 500, seed = 0, threads = 1, frequencies = 4;
   double lr = 2e-3, ema = 0.999, dropout = 0.1;
   std::vector<long long> hidden{1024, 16}, condition_columns;
   long long stop_after = 0;  // stop as Ctrl-C does after this many steps of this run (0: never)
