@@ -125,7 +125,6 @@ class NamedOptimizer {
  public:
   using Scalar = float;
   using Sched = fm::WarmupCosineLR;
-  static constexpr const char* state_scope = "optimizer";
 
   NamedOptimizer(const std::string& name, double lr, long long warmup, long long total)
       : v_(make(name, lr, Sched(warmup, total))) {}
@@ -167,7 +166,6 @@ class NamedOptimizer {
 // The model file's "cli" part.
 
 struct ModelMeta {
-  static constexpr const char* state_scope = "cli";
   long long dim = 0, condition_dim = 0, frequencies = 4;
   std::vector<long long> hidden;
   std::string activation = "silu", schedule = "linear", coupling = "indep", optimizer = "adam";
