@@ -2,8 +2,7 @@
 # The second test pass: builds the unit tests with clang++ under AddressSanitizer and
 # UndefinedBehaviorSanitizer (RelWithDebInfo, in build-sanitize/ or $FLOWMATCH_SANITIZE_BUILD_DIR)
 # and runs them, then builds the libFuzzer harnesses of tests/fuzz/ (checkpoint loader, CSV reader,
-# PyTorch importer)
-# and runs each for $FLOWMATCH_FUZZ_SECONDS seconds (default 60) from a scratch copy of its seed
+# PyTorch importer, NPY reader) and runs each for $FLOWMATCH_FUZZ_SECONDS seconds (default 60) from a scratch copy of its seed
 # corpus in tests/fuzz/corpus/<name>/. This pass builds without -march=native (FLOWMATCH_NATIVE=OFF),
 # so that the MLP's portable float path runs here even on a CPU with AVX-512; the Release pass
 # (scripts/test.sh, -march=native) runs the AVX-512 kernels. Any failing test, crash, leak, timeout or sanitizer report
@@ -28,7 +27,7 @@ esac
 fuzz_seconds="${FLOWMATCH_FUZZ_SECONDS:-60}"
 jobs="$(nproc)"
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-fuzzers=(checkpoint csv torch_import)
+fuzzers=(checkpoint csv torch_import npy)
 
 start=$SECONDS
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \

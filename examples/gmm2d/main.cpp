@@ -23,6 +23,7 @@
 #include "cli.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
+#include "training.hpp"
 
 namespace fm = flowmatch;
 namespace plt = flowmatch::plot;
@@ -117,17 +118,9 @@ double median(std::vector<double> v) {
   return *mid;
 }
 
-// The EMA of the weights when --ema is given, else nothing: a part of every checkpoint either way
-// (with no EMA it saves nothing, and loading one finds nothing under "ema.").
-struct OptionalEma {
-  std::optional<fm::ExponentialMovingAverage<float>> average;
-  void save_state(fm::StateWriter& w) const {
-    if (average) average->save_state(w);
-  }
-  void load_state(const fm::StateReader& r) {
-    if (average) average->load_state(r);
-  }
-};
+// The EMA of the weights when --ema is given (examples/common/training.hpp, shared with the
+// flowmatch program).
+using fm::examples::OptionalEma;
 
 // What training hands to sampling and the report.
 struct Trained {

@@ -4,7 +4,8 @@
 # flowmatchConfigVersion.cmake (for VERSION) and flowmatchTargets.cmake under <DATADIR>/cmake/flowmatch.
 #
 #   cmake -DBUILD_DIR=... -DPREFIX=... -DSOURCE_INCLUDE_DIR=... -DINCLUDEDIR=include -DDATADIR=share
-#         -DVERSION=x.y.z [-DCONFIG=...] -P install_and_check.cmake
+#         -DVERSION=x.y.z [-DCONFIG=...] [-DPROGRAMS=bin/flowmatch;...] -P install_and_check.cmake
+# PROGRAMS: executables that must be installed too (relative to the prefix); each must run --help.
 
 foreach(var BUILD_DIR PREFIX SOURCE_INCLUDE_DIR INCLUDEDIR DATADIR VERSION)
   if(NOT DEFINED ${var})
@@ -27,7 +28,7 @@ set(cmake_dir ${DATADIR}/cmake/flowmatch)
 file(GLOB_RECURSE expected RELATIVE ${SOURCE_INCLUDE_DIR} ${SOURCE_INCLUDE_DIR}/*)
 list(TRANSFORM expected PREPEND ${INCLUDEDIR}/)
 list(APPEND expected ${cmake_dir}/flowmatchConfig.cmake ${cmake_dir}/flowmatchConfigVersion.cmake
-  ${cmake_dir}/flowmatchTargets.cmake)
+  ${cmake_dir}/flowmatchTargets.cmake ${PROGRAMS})
 file(GLOB_RECURSE installed RELATIVE ${PREFIX} ${PREFIX}/*)
 list(SORT expected)
 list(SORT installed)
@@ -47,5 +48,11 @@ file(READ ${PREFIX}/${cmake_dir}/flowmatchConfigVersion.cmake version_file)
 if(NOT version_file MATCHES "set\\(PACKAGE_VERSION \"${VERSION}\"\\)")
   message(FATAL_ERROR "${cmake_dir}/flowmatchConfigVersion.cmake does not say version ${VERSION}")
 endif()
+foreach(program IN LISTS PROGRAMS)
+  execute_process(COMMAND ${PREFIX}/${program} --help RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "the installed ${program} --help failed (${rc}):\n${out}")
+  endif()
+endforeach()
 list(LENGTH installed count)
 message(STATUS "installed ${count} files into ${PREFIX}: the headers and the package files of flowmatch ${VERSION}")
