@@ -7,6 +7,7 @@ assignment) to 2000 held-out data points, next to the data-vs-data baseline (two
 2000). Prints a Markdown table.
 
   cli_vs_torch.py --flowmatch build/examples/cli/flowmatch [--work /tmp/cli_vs_torch] [--threads 1]
+                  [--data-seed 1000]
 Needs numpy; the torch column needs torch (/usr/bin/python3 has both), else it is skipped.
 """
 import argparse
@@ -58,6 +59,8 @@ def main():
     ap.add_argument("--work", default="/tmp/cli_vs_torch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--datasets", default="moons,checkerboard")
+    ap.add_argument("--data-seed", type=int, default=1000,
+                    help="data set k (0, 1, ...) is drawn with numpy's default_rng(data_seed + k)")
     ap.add_argument("--train-args", default="", help="extra flags for flowmatch train (default: none)")
     ap.add_argument("--reuse-torch", action="store_true",
                     help="reuse <work>/<data>_torch_samples.csv of an earlier run of the torch reference on the "
@@ -75,7 +78,7 @@ def main():
     rows = []
     for k, name in enumerate(args.datasets.split(",")):
         gen = {"moons": moons, "checkerboard": checkerboard}[name]
-        rng = np.random.default_rng(1000 + k)
+        rng = np.random.default_rng(args.data_seed + k)
         train, held, held2 = gen(50000, rng), gen(2000, rng), gen(2000, rng)
         f = lambda s: os.path.join(args.work, f"{name}_{s}")
         write_csv(f("train.csv"), train)
