@@ -657,10 +657,15 @@ int cmd_info(const std::string& file) {
     std::printf("parameters     %lld\n", static_cast<long long>(model.num_parameters()));
     std::printf("dimension      %lld\n", m.dim);
     std::printf("schedule       %s\ncoupling       %s\n", m.schedule.c_str(), m.coupling.c_str());
-    std::printf("optimizer      %s, lr %g, warm-up %lld + cosine, batch %lld\n", m.optimizer.c_str(), m.lr, m.warmup, m.batch);
-    std::printf("training       step %lld of %lld, seed %lld, data '%s'\n",
-                r.has_attribute("trainer.steps_done") ? r.integer("trainer.steps_done") : 0LL, m.total_steps, m.seed,
-                m.data.c_str());
+    if (m.optimizer == "none") {  // written by `flowmatch import`: weights only, no training state
+      std::printf("training       none here: imported from '%s' (flowmatch import)\n", m.data.c_str());
+    } else {
+      std::printf("optimizer      %s, lr %g, warm-up %lld + cosine, batch %lld\n", m.optimizer.c_str(), m.lr, m.warmup,
+                  m.batch);
+      std::printf("training       step %lld of %lld, seed %lld, data '%s'\n",
+                  r.has_attribute("trainer.steps_done") ? r.integer("trainer.steps_done") : 0LL, m.total_steps, m.seed,
+                  m.data.c_str());
+    }
     std::printf("ema            %s\n", r.has_attribute("ema.decay")
                                            ? ("decay " + r.text("ema.decay") + ", " + r.text("ema.updates") + " updates (used for sampling)").c_str()
                                            : "none");
