@@ -55,6 +55,31 @@ inline void normal_lower_tail(const float* z, float* q, Index m) {
            .exp();
 }
 
+/// Block size and alignment of in_padded_blocks' buffers.
+inline constexpr Index kPaddedBlock = 256;
+/// Evaluates an activation position-independently: z is copied, kPaddedBlock values at a time,
+/// into a 64-byte-aligned buffer padded with zeros to a multiple of 16 values, and
+/// `f(zb, i, m, mp)` computes on zb[0, mp) (m values of z from index i, mp the padded count) into
+/// the caller's aligned buffers and writes the m results out. Eigen then evaluates every value
+/// with its packet functions: none falls into a scalar prologue or tail (std::exp, std::log1p,
+/// which round differently), so f(z) does not depend on where z sits in the batch or on the
+/// batch size (results do not depend on how a batch is split into blocks or threads).
+template <Real S, class F>
+inline void in_padded_blocks(const S* z, Index n, F&& f) {
+  alignas(64) S zb[kPaddedBlock];
+  for (Index i = 0; i < n; i += kPaddedBlock) {
+    const Index m = n - i < kPaddedBlock ? n - i : kPaddedBlock;
+    const Index mp = (m + 15) / 16 * 16;
+    for (Index k = 0; k < m; ++k) zb[k] = z[i + k];
+    for (Index k = m; k < mp; ++k) zb[k] = S(0);
+    f(static_cast<const S*>(zb), i, m, mp);
+  }
+}
+template <Real S>
+using AlignedArrayMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>, Eigen::Aligned64>;
+template <Real S>
+using ConstAlignedArrayMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>, Eigen::Aligned64>;
+
 }  // namespace detail
 
 /// GELU, erf form (PyTorch's default): f(z) = z Phi(z); f'(z) = Phi(z) + z phi(z).
@@ -68,15 +93,14 @@ struct GELU {
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
     if constexpr (std::is_same_v<S, float>) {
-      constexpr Index kBlock = 256;
-      float q[kBlock];
-      for (Index i = 0; i < n; i += kBlock) {
-        const Index m = n - i < kBlock ? n - i : kBlock;
-        detail::MutArrayMap<float> xx(aux + i, m), qq(q, m), aa(a + i, m);
-        xx = detail::ConstArrayMap<float>(z + i, m);  // z saved before a (which may be z) is written
-        detail::normal_lower_tail(aux + i, q, m);     // q = Phi(-|z|)
-        aa = (xx < 0.0f).select(xx * qq, xx * (1.0f - qq));
-      }
+      alignas(64) float q[detail::kPaddedBlock];
+      detail::in_padded_blocks(z, n, [&](const float* zb, Index i, Index m, Index mp) {
+        detail::normal_lower_tail(zb, q, mp);  // q = Phi(-|z|)
+        for (Index k = 0; k < m; ++k) {
+          aux[i + k] = zb[k];  // z saved (a may be z: zb is a copy)
+          a[i + k] = zb[k] < 0.0f ? zb[k] * q[k] : zb[k] * (1.0f - q[k]);
+        }
+      });
     } else {
       for (Index i = 0; i < n; ++i) {
         const S zi = z[i];  // read before a[i] (which may be z[i]) is written
@@ -90,16 +114,14 @@ struct GELU {
     if constexpr (std::is_same_v<S, float>) {
       // f' on z clamped to +-15, where it is 1 or 0 in float: keeps z phi(z) 0 (not z times the
       // smallest exp result) for huge |z|.
-      constexpr Index kBlock = 256;
-      float zc[kBlock], q[kBlock], zphi[kBlock];
-      for (Index i = 0; i < n; i += kBlock) {
-        const Index m = n - i < kBlock ? n - i : kBlock;
-        detail::MutArrayMap<float> zz(zc, m), qq(q, m), pp(zphi, m), gg(g + i, m);
-        zz = detail::ConstArrayMap<float>(aux + i, m).max(-15.0f).min(15.0f);
-        detail::normal_lower_tail(zc, q, m);
+      alignas(64) float zc[detail::kPaddedBlock], q[detail::kPaddedBlock], zphi[detail::kPaddedBlock];
+      detail::in_padded_blocks(aux, n, [&](const float* zb, Index i, Index m, Index mp) {
+        detail::AlignedArrayMap<float> zz(zc, mp), pp(zphi, mp);
+        zz = detail::ConstAlignedArrayMap<float>(zb, mp).max(-15.0f).min(15.0f);
+        detail::normal_lower_tail(zc, q, mp);
         pp = zz * 0.39894228040143268f * (-0.5f * zz.square()).exp();
-        gg *= (zz < 0.0f).select(qq, 1.0f - qq) + pp;
-      }
+        for (Index k = 0; k < m; ++k) g[i + k] *= (zc[k] < 0.0f ? q[k] : 1.0f - q[k]) + zphi[k];
+      });
     } else {
       for (Index i = 0; i < n; ++i) g[i] *= derivative(aux[i]);
     }
@@ -128,28 +150,32 @@ struct GELUTanh {
   static constexpr S clamp() { return std::is_same_v<S, float> ? S(15) : S(40); }
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
-    detail::ConstArrayMap<S> zz(z, n);
-    detail::MutArrayMap<S> xx(aux, n), aa(a, n);
-    xx = zz;
     // z^2 may overflow to inf (|z| > 1.8e19 in float): 2u = +-inf, exp gives 0 or inf, s = 1 or 0.
-    aa = xx * (S(1) + (-xx * (S(kC1) + S(kC3) * xx.square())).exp()).inverse();
+    alignas(64) S s[detail::kPaddedBlock];
+    detail::in_padded_blocks(z, n, [&](const S* zb, Index i, Index m, Index mp) {
+      detail::ConstAlignedArrayMap<S> zz(zb, mp);
+      detail::AlignedArrayMap<S>(s, mp) = (S(1) + (-zz * (S(kC1) + S(kC3) * zz.square())).exp()).inverse();
+      for (Index k = 0; k < m; ++k) {
+        aux[i + k] = zb[k];
+        a[i + k] = zb[k] * s[k];
+      }
+    });
   }
   template <Real S>
   static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
     // With t = e^{-|2u|} in (0, 1] and p = 1 / (1 + t): s = p where u >= 0 (z >= 0), t p
     // otherwise, and s (1 - s) = t p^2, with neither an overflow nor the cancellation of 1 - s.
     // In blocks through stack buffers, so that each exponential is evaluated once per value.
-    constexpr Index kBlock = 256;
-    S t_buffer[kBlock];
-    S p_buffer[kBlock];
-    for (Index i = 0; i < n; i += kBlock) {
-      const Index m = n - i < kBlock ? n - i : kBlock;
-      const auto zc = detail::ConstArrayMap<S>(aux + i, m).max(-clamp<S>()).min(clamp<S>());
-      detail::MutArrayMap<S> tt(t_buffer, m), pp(p_buffer, m), gg(g + i, m);
+    alignas(64) S zc_buffer[detail::kPaddedBlock], t_buffer[detail::kPaddedBlock], p_buffer[detail::kPaddedBlock];
+    detail::in_padded_blocks(aux, n, [&](const S* zb, Index i, Index m, Index mp) {
+      detail::AlignedArrayMap<S> zc(zc_buffer, mp), tt(t_buffer, mp), pp(p_buffer, mp);
+      zc = detail::ConstAlignedArrayMap<S>(zb, mp).max(-clamp<S>()).min(clamp<S>());
       tt = (-(zc * (S(kC1) + S(kC3) * zc.square())).abs()).exp();
       pp = (S(1) + tt).inverse();
-      gg *= (zc >= S(0)).select(pp, tt * pp) + zc * tt * pp.square() * (S(kC1) + S(3 * kC3) * zc.square());
-    }
+      // f' = s + z t p^2 u'; the rest as value-by-value arithmetic (no transcendental function).
+      tt = (zc >= S(0)).select(pp, tt * pp) + zc * tt * pp.square() * (S(kC1) + S(3 * kC3) * zc.square());
+      for (Index k = 0; k < m; ++k) g[i + k] *= t_buffer[k];
+    });
   }
   template <Real S>
   static S value(S z) {
@@ -174,10 +200,13 @@ struct ELU {
   static constexpr double kAlpha = 1.0;
   template <Real S>
   static void forward(const S* z, S* a, S* /*aux*/, Index n) {
-    detail::ConstArrayMap<S> zz(z, n);
     // max(z, 0) + alpha expm1(min(z, 0)), PyTorch's form: exact on each side (expm1(0) = 0), and
     // vectorised (Eigen 3.4's select() is not, and would evaluate expm1 one value at a time).
-    detail::MutArrayMap<S>(a, n) = zz.max(S(0)) + S(kAlpha) * zz.min(S(0)).expm1();
+    alignas(64) S e[detail::kPaddedBlock];
+    detail::in_padded_blocks(z, n, [&](const S* zb, Index i, Index m, Index mp) {
+      detail::AlignedArrayMap<S>(e, mp) = detail::ConstAlignedArrayMap<S>(zb, mp).min(S(0)).expm1();
+      for (Index k = 0; k < m; ++k) a[i + k] = (zb[k] > S(0) ? zb[k] : S(0)) + S(kAlpha) * e[k];
+    });
   }
   template <Real S>
   static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
@@ -200,8 +229,11 @@ struct SELU {
   static constexpr double kScale = 1.0507009873554804934193349852946;
   template <Real S>
   static void forward(const S* z, S* a, S* /*aux*/, Index n) {
-    detail::ConstArrayMap<S> zz(z, n);
-    detail::MutArrayMap<S>(a, n) = S(kScale) * zz.max(S(0)) + S(kScale * kAlpha) * zz.min(S(0)).expm1();
+    alignas(64) S e[detail::kPaddedBlock];
+    detail::in_padded_blocks(z, n, [&](const S* zb, Index i, Index m, Index mp) {
+      detail::AlignedArrayMap<S>(e, mp) = detail::ConstAlignedArrayMap<S>(zb, mp).min(S(0)).expm1();
+      for (Index k = 0; k < m; ++k) a[i + k] = S(kScale) * (zb[k] > S(0) ? zb[k] : S(0)) + S(kScale * kAlpha) * e[k];
+    });
   }
   template <Real S>
   static void backward(const S* a, const S* /*aux*/, S* g, Index n) {
@@ -247,20 +279,20 @@ struct Softplus {
   static constexpr double kThreshold = 20.0;
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
-    // In blocks through a stack buffer: the exponential, log1p and division vectorise, and only
-    // the cheap choice between branches goes through Eigen 3.4's (scalar) select().
-    constexpr Index kBlock = 256;
-    S buffer[kBlock];
-    for (Index i = 0; i < n; i += kBlock) {
-      const Index m = n - i < kBlock ? n - i : kBlock;
-      detail::ConstArrayMap<S> zz(z + i, m);
-      detail::MutArrayMap<S> ee(aux + i, m), ll(buffer, m), aa(a + i, m);
-      ee = zz.min(S(kThreshold)).exp();  // e^z, at most e^20 = 4.9e8
+    // The exponential, log1p and division vectorise; only the cheap choice between branches is
+    // value by value.
+    alignas(64) S e_buffer[detail::kPaddedBlock], l_buffer[detail::kPaddedBlock];
+    detail::in_padded_blocks(z, n, [&](const S* zb, Index i, Index m, Index mp) {
+      detail::AlignedArrayMap<S> ee(e_buffer, mp), ll(l_buffer, mp);
+      ee = detail::ConstAlignedArrayMap<S>(zb, mp).min(S(kThreshold)).exp();  // e^z, at most e^20 = 4.9e8
       ll = ee.log1p();
       ee = ee / (S(1) + ee);  // sigmoid(z) where z <= 20
-      ee = (zz > S(kThreshold)).select(S(1), ee);  // z read before a is written
-      aa = (zz > S(kThreshold)).select(zz, ll);  // a may alias z
-    }
+      for (Index k = 0; k < m; ++k) {
+        const bool linear = zb[k] > S(kThreshold);
+        aux[i + k] = linear ? S(1) : e_buffer[k];
+        a[i + k] = linear ? zb[k] : l_buffer[k];
+      }
+    });
   }
   template <Real S>
   static void backward(const S* /*a*/, const S* aux, S* g, Index n) {
