@@ -316,6 +316,7 @@ struct TrainOptions {
   std::vector<long long> hidden{1024, 16}, condition_columns;
   long long stop_after = 0;  // stop as Ctrl-C does after this many steps of this run (0: never)
   bool quiet = false;
+  bool warmup_given = false;  // --warmup on the command line; else min(500, steps / 10)
 };
 
 // Splits the rows named by `columns` (negative: from the end) off `all` into `cond`.
@@ -434,6 +435,7 @@ int cmd_train(TrainOptions opt) {
     }
   } else {
     check_activation(opt.activation);
+    if (!opt.warmup_given) opt.warmup = std::min(opt.warmup, opt.steps / 10);
     if (opt.warmup >= opt.steps)
       throw fm::InvalidArgument("--warmup " + std::to_string(opt.warmup) + " must be below --steps " +
                                 std::to_string(opt.steps));
@@ -747,8 +749,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"indep", "ot"}))->capture_default_str();
   train->add_option("--optimizer", topt.optimizer, "adam, adamw or sgd")
       ->check(CLI::IsMember({"adam", "adamw", "sgd"}))->capture_default_str();
-  train->add_option("--warmup", topt.warmup, "linear warm-up steps, then cosine decay to 0")
-      ->check(ex::at_least(0))->capture_default_str();
+  CLI::Option* warmup_option =
+      train->add_option("--warmup", topt.warmup, "linear warm-up steps, then cosine decay to 0 (default: 500, at most a tenth of --steps)")
+          ->check(ex::at_least(0))->capture_default_str();
   train->add_option("--ema", topt.ema, "decay of the EMA of the weights used for sampling (0: none)")
       ->check(CLI::Range(0.0, 0.999999999))->capture_default_str();
   train->add_option("--threads", topt.threads, "threads")->check(ex::at_least(1))->capture_default_str();
@@ -823,7 +826,10 @@ int main(int argc, char** argv) {
     return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
   }
   try {
-    if (*train) return cmd_train(topt);
+    if (*train) {
+      topt.warmup_given = warmup_option->count() > 0;
+      return cmd_train(topt);
+    }
     if (*sample) return cmd_sample(sopt);
     if (*loglik) return cmd_loglik(lopt);
     if (*eval) return cmd_eval(eopt);
