@@ -22,6 +22,7 @@
 #include <flowmatch/io/checkpoint.hpp>
 #include <flowmatch/train/periodic_checkpoint.hpp>
 
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace flowmatch;
@@ -126,10 +127,7 @@ struct TinyTrainer {
   }
 };
 
-std::vector<unsigned char> read_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using test::read_bytes;
 
 std::vector<fs::path> files_in(const fs::path& folder) {
   std::vector<fs::path> out;

@@ -14,23 +14,18 @@
 #include <flowmatch/io/checkpoint.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/files.hpp"
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-#ifdef FLOWMATCH_SOURCE_DIR
-const fs::path kTests = fs::path(FLOWMATCH_SOURCE_DIR) / "tests";
-#else
-const fs::path kTests = fs::path(__FILE__).parent_path().parent_path();
-#endif
+const fs::path kTests = test::tests_dir();
 const fs::path kData = kTests / "io" / "data";
 
-std::vector<unsigned char> read_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using test::read_bytes;
 
 // The elements of tensor `name` as doubles, checking its dtype.
 template <class T>

@@ -21,17 +21,15 @@
 #include <flowmatch/nn/mlp_from_state.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/files.hpp"
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-#ifdef FLOWMATCH_SOURCE_DIR
-const fs::path kTests = fs::path(FLOWMATCH_SOURCE_DIR) / "tests";
-#else
-const fs::path kTests = fs::path(__FILE__).parent_path().parent_path();
-#endif
+const fs::path kTests = test::tests_dir();
 const fs::path kData = kTests / "io" / "data" / "torch";
 
 json manifest() {
@@ -40,11 +38,7 @@ json manifest() {
   return json::parse(in);
 }
 
-std::vector<unsigned char> read_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  REQUIRE(in);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read_bytes;
 
 // Whether this build's visit_mlp_activation knows `name` (gelu, elu, ... arrive with the extra
 // activations); the tests of an unknown one are skipped with a warning.
