@@ -29,14 +29,21 @@ inline constexpr std::string_view condition_kind_name(ConditionKind k) {
 /// dropout in training, the unconditional branch of classifier-free guidance): a model sees no
 /// condition there, whatever labels(j) or context.col(j) hold.
 ///
-/// The buffers are resized in place (set_labels / set_context): after the first batch of a size,
-/// filling a batch allocates nothing.
+/// Shared context (kind Vector, `shared` true): one context vector, column 0 of a c x 1 `context`,
+/// is the condition of all n samples (present.size() = n). Sampling many values for one
+/// observation (posterior estimation: many theta for one x_o) conditions the whole batch on it
+/// without n copies: set_shared_context(c, n). Readers take a sample's context with
+/// context_col(j).
+///
+/// The buffers are resized in place (set_labels / set_context / set_shared_context): after the
+/// first batch of a size, filling a batch allocates nothing.
 template <Real S = float>
 struct ConditionBatch {
   ConditionKind kind = ConditionKind::None;
   Vector<Index> labels;  ///< n class labels (kind Label)
   Matrix<S> context;     ///< c x n context vectors, one per column (kind Vector)
   RowVector<S> present;  ///< 1 x n: 1 = condition given, 0 = dropped
+  bool shared = false;   ///< kind Vector: context has one column, the context of every sample
 
   ConditionBatch() = default;
 
@@ -51,14 +58,32 @@ struct ConditionBatch {
   /// Kind Vector with c-dimensional contexts for n samples, every condition present.
   void set_context(Index c, Index n) {
     kind = ConditionKind::Vector;
+    shared = false;
     context.resize(c, n);
     present.setOnes(n);
   }
+  /// Kind Vector for n samples that all have the context vector `c` (one column, stored once),
+  /// every condition present.
+  template <class D>
+  void set_shared_context(const Eigen::MatrixBase<D>& c, Index n) {
+    if (c.cols() != 1)
+      detail::throw_invalid("flowmatch::ConditionBatch::set_shared_context", "c.cols()", static_cast<long long>(c.cols()),
+                            "a shared context is one column vector");
+    detail::require_positive_count("flowmatch::ConditionBatch::set_shared_context", "n", n);
+    kind = ConditionKind::Vector;
+    shared = true;
+    context = c.template cast<S>();
+    present.setOnes(n);
+  }
+  /// The context of sample j (kind Vector): column j, or column 0 of a shared context.
+  auto context_col(Index j) const { return context.col(shared ? 0 : j); }
 
   bool empty() const { return kind == ConditionKind::None; }
   /// The number of samples (0 for kind None).
   Index size() const {
-    return kind == ConditionKind::Label ? labels.size() : kind == ConditionKind::Vector ? context.cols() : 0;
+    return kind == ConditionKind::Label    ? labels.size()
+           : kind == ConditionKind::Vector ? (shared ? present.size() : context.cols())
+                                           : 0;
   }
   /// The context dimension c (kind Vector), else 0.
   Index context_dim() const { return kind == ConditionKind::Vector ? context.rows() : 0; }
@@ -93,7 +118,7 @@ void check_condition(const char* where, const ConditionBatch<S>& c, ConditionKin
     }
   } else if (kind == ConditionKind::Vector) {
     require_rows(where, "condition.context", c.context.rows(), size);
-    require_cols(where, "condition.context", c.context.cols(), n);
+    require_cols(where, "condition.context", c.context.cols(), c.shared ? 1 : n);
   }
 }
 

@@ -146,7 +146,7 @@ class ConditionalVectorField : public detail::EmbeddedMLP<S, Act> {
       } else {
         for (Index j = 0; j < n; ++j) {
           const S p = c.present(j);
-          f.col(j).segment(row0, size_) = p * c.context.col(j);
+          f.col(j).segment(row0, size_) = p * c.context_col(j);
           f(row0 + size_, j) = S(1) - p;
         }
       }

@@ -17,6 +17,7 @@
 #include "flowmatch/coupling/independent.hpp"
 #include "flowmatch/distribution/concepts.hpp"
 #include "flowmatch/distribution/standard_normal.hpp"
+#include "flowmatch/path/time_density.hpp"
 #include "flowmatch/path/training_batch.hpp"
 #include "flowmatch/schedule/concepts.hpp"
 
@@ -57,8 +58,14 @@ namespace flowmatch {
 /// `sample_training_batch` (e.g. MinibatchOTCoupling). The trainer needs no change: the path hands
 /// it coupled batches. `sample_conditional_path` and `sample_marginal_path` draw independent pairs.
 /// With the defaults, every member draws exactly the reference implementation's random numbers in the reference implementation's order.
+///
+/// Training times. `Time` (default UniformTime: t ~ U[0, 1) on the 2^-24 grid) is the density of
+/// the t of `sample_training_batch` (path/time_density.hpp; PowerTime skews it toward the data, as
+/// FMPE does for posterior estimation). One draw of it replaces the uniform draw, in the same place
+/// of the random stream.
 template <AlphaSchedule Alpha, BetaSchedule Beta, SampleableDistribution Data,
-          SampleableDistribution Source = StandardNormal, Coupling Coup = IndependentCoupling>
+          SampleableDistribution Source = StandardNormal, Coupling Coup = IndependentCoupling,
+          TimeDensity Time = UniformTime>
 class GaussianConditionalPath {
   // The reference implementation's draw order (t, then eps entry by entry, interleaved) applies to the default source
   // and coupling; other sources are drawn a whole batch at a time.
@@ -72,6 +79,7 @@ class GaussianConditionalPath {
   using data_type = Data;
   using source_type = Source;
   using coupling_type = Coup;
+  using time_density_type = Time;
 
   /// Checks the schedules' endpoints (alpha_0 = 0, alpha_1 = 1, beta_0 = 1, beta_1 = 0, within
   /// 1e-9 or the schedule's endpoint_tolerance()) and throws InvalidArgument naming the one that
@@ -82,12 +90,14 @@ class GaussianConditionalPath {
 
   /// The same with an explicit source distribution (its dimension must be the data's; throws
   /// DimensionMismatch otherwise) and coupling.
-  GaussianConditionalPath(Data p_data, Alpha alpha, Beta beta, Source source, Coup coupling = Coup{})
+  GaussianConditionalPath(Data p_data, Alpha alpha, Beta beta, Source source, Coup coupling = Coup{},
+                          Time time = Time{})
       : p_data_(std::move(p_data)),
         alpha_(std::move(alpha)),
         beta_(std::move(beta)),
         source_(std::move(source)),
-        coupling_(std::move(coupling)) {
+        coupling_(std::move(coupling)),
+        time_(std::move(time)) {
     check_construction();
   }
 
@@ -95,6 +105,8 @@ class GaussianConditionalPath {
   const Data& p_data() const { return p_data_; }
   const Source& source() const { return source_; }
   const Coup& coupling() const { return coupling_; }
+  /// The density of the training times.
+  const Time& time_density() const { return time_; }
   const Alpha& alpha() const { return alpha_; }
   const Beta& beta() const { return beta_; }
 
@@ -267,7 +279,7 @@ class GaussianConditionalPath {
       coupling_.pair(rng, batch.x, batch.z);
     }
     for (Index j = 0; j < batch.size(); ++j) {
-      const double tj = rng.uniform24();
+      const double tj = time_.sample(rng);
       const double a = alpha_.value(tj), b = beta_.value(tj);
       const double da = alpha_.derivative(tj), db = beta_.derivative(tj);
       batch.t(j) = static_cast<S>(tj);
@@ -355,6 +367,7 @@ class GaussianConditionalPath {
   Beta beta_;
   Source source_;
   Coup coupling_;
+  Time time_;
 };
 
 }  // namespace flowmatch
