@@ -6,6 +6,9 @@ For each of the five tasks:
   <task>/observations.csv     the 10 observations x_o, one per line (line k = num_observation_k),
                               the lines of sbibm's observation.csv copied verbatim;
   <task>/true_parameters.csv  the 10 parameters that produced them, likewise.
+For bernoulli_glm also:
+  <task>/observations_raw.csv the spike trains (100 steps, 0 or 1) whose statistics are the
+                              observations (sbibm's observation_raw.csv), likewise.
 For slcp and bernoulli_glm (no closed-form reference posterior):
   <task>/reference_<k>.npy    sbibm's 10,000 reference posterior samples of observation k
                               (reference_posterior_samples.csv.bz2, decompressed), float32,
@@ -47,6 +50,8 @@ def main() -> None:
         (out_dir / task).mkdir(parents=True, exist_ok=True)
         copy_rows(src_dir, task, "observation.csv", out_dir / task / "observations.csv")
         copy_rows(src_dir, task, "true_parameters.csv", out_dir / task / "true_parameters.csv")
+        if task == "bernoulli_glm":
+            copy_rows(src_dir, task, "observation_raw.csv", out_dir / task / "observations_raw.csv")
         if task not in STORED_REFERENCE:
             continue
         for k in range(1, NUM_OBSERVATIONS + 1):
