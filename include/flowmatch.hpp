@@ -28,6 +28,7 @@
 #include "flowmatch/io/float16.hpp"
 #include "flowmatch/io/npy.hpp"
 #include "flowmatch/io/torch_import.hpp"
+#include "flowmatch/metrics/c2st.hpp"
 #include "flowmatch/metrics/classification.hpp"
 #include "flowmatch/metrics/density.hpp"
 #include "flowmatch/metrics/distances.hpp"
