@@ -55,6 +55,8 @@ struct Options {
   // The estimator's settings (PosteriorOptions); 0 or empty = the defaults below.
   std::vector<long long> hidden;
   double time_exponent = -1;
+  double time_uniform = -1;
+  double ema = -1;
   long long batch = 0;
   double lr = 0;
   long long patience = 0;
@@ -76,6 +78,8 @@ fm::sbi::PosteriorOptions estimator_options(const Options& opt, long long n) {
   o.batch_size = n <= 2000 ? 64 : n <= 20000 ? 128 : 256;
   if (!opt.hidden.empty()) o.hidden.assign(opt.hidden.begin(), opt.hidden.end());
   if (opt.time_exponent >= 0) o.time_exponent = opt.time_exponent;
+  if (opt.time_uniform >= 0) o.time_uniform_weight = opt.time_uniform;
+  if (opt.ema >= 0) o.ema_decay = opt.ema;
   if (opt.batch > 0) o.batch_size = opt.batch;
   if (opt.lr > 0) o.learning_rate = opt.lr;
   if (opt.patience > 0) o.patience = opt.patience;
@@ -98,7 +102,7 @@ void write_samples(const fs::path& file, const fm::Matrix<double>& s) {
     os << "\n";
   }
   const std::string text = os.str();
-  fm::write_file_atomically(file, std::vector<unsigned char>(text.begin(), text.end()));
+  fm::detail::write_file_atomically(file, std::vector<unsigned char>(text.begin(), text.end()), "posterior");
 }
 
 // Pairwise marginals (a corner plot) of the first up to 5 coordinates: reference samples in grey,
@@ -273,6 +277,8 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-c2st", opt.c2st, "skip C2ST");
   app.add_option("--hidden", opt.hidden, "hidden widths (default 256 256 256 256)");
   app.add_option("--time-exponent", opt.time_exponent, "PowerTime exponent a, p(t) ~ t^a (default 1)");
+  app.add_option("--time-uniform", opt.time_uniform, "PowerTime's uniform weight w (default 0)");
+  app.add_option("--ema", opt.ema, "EMA decay of the parameters (0: none)");
   app.add_option("--batch", opt.batch, "batch size (default by budget: 64 / 128 / 256)");
   app.add_option("--lr", opt.lr, "Adam learning rate (default 1e-3)");
   app.add_option("--patience", opt.patience, "early-stopping patience in epochs (default 25)");

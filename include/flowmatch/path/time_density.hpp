@@ -33,26 +33,39 @@ struct UniformTime {
   double density(double t) const { return t >= 0.0 && t <= 1.0 ? 1.0 : 0.0; }
 };
 
-/// p(t) = (1 + a) t^a on [0, 1], a >= 0: FMPE's "time prior exponent". A draw is u^(1 / (1 + a))
-/// for u ~ U[0, 1) on the 2^-24 grid (one draw of Rng::uniform24(), as UniformTime), so t < 1.
-/// a = 0 is UniformTime; larger a puts more of the regression near the data (t = 1), where the
-/// posterior's fine structure is resolved: P(t > 1/2) = 1 - 2^-(1 + a).
+/// p(t) = w + (1 - w) (1 + a) t^a on [0, 1], a >= 0, w in [0, 1]: FMPE's "time prior exponent" a,
+/// optionally mixed with the uniform density (weight w). A draw of the power part is
+/// u^(1 / (1 + a)) for u ~ U[0, 1) on the 2^-24 grid, so t < 1. With w = 0 (the default) a draw is
+/// one Rng::uniform24(), as UniformTime, and a = 0 is UniformTime exactly; with w > 0 a first
+/// uniform draw picks the part. Larger a puts more of the regression near the data (t = 1), where
+/// fine structure (thin, curved posteriors) is resolved: P(t > 1/2) = 1 - 2^-(1 + a) for w = 0;
+/// the uniform part keeps the early times, which set the posterior's location and spread, trained.
 class PowerTime {
  public:
-  /// exponent: finite and >= 0 (InvalidArgument otherwise).
-  explicit PowerTime(double exponent = 1.0) : exponent_(exponent) {
+  /// exponent: finite and >= 0; uniform_weight in [0, 1] (InvalidArgument otherwise).
+  explicit PowerTime(double exponent = 1.0, double uniform_weight = 0.0)
+      : exponent_(exponent), uniform_weight_(uniform_weight) {
     if (!(exponent >= 0.0 && std::isfinite(exponent)))
       detail::throw_invalid("flowmatch::PowerTime::PowerTime", "exponent", exponent, "must be finite and >= 0");
+    if (!(uniform_weight >= 0.0 && uniform_weight <= 1.0))
+      detail::throw_invalid("flowmatch::PowerTime::PowerTime", "uniform_weight", uniform_weight, "must lie in [0, 1]");
     inverse_ = 1.0 / (1.0 + exponent);
   }
   double exponent() const { return exponent_; }
-  double sample(Rng& rng) const { return std::pow(rng.uniform24(), inverse_); }
+  double uniform_weight() const { return uniform_weight_; }
+  double sample(Rng& rng) const {
+    if (uniform_weight_ > 0.0 && rng.uniform() < uniform_weight_) return rng.uniform24();
+    return std::pow(rng.uniform24(), inverse_);
+  }
   double density(double t) const {
-    return t >= 0.0 && t <= 1.0 ? (1.0 + exponent_) * std::pow(t, exponent_) : 0.0;
+    return t >= 0.0 && t <= 1.0
+               ? uniform_weight_ + (1.0 - uniform_weight_) * (1.0 + exponent_) * std::pow(t, exponent_)
+               : 0.0;
   }
 
  private:
   double exponent_ = 1.0;
+  double uniform_weight_ = 0.0;
   double inverse_ = 0.5;
 };
 

@@ -51,7 +51,11 @@ namespace flowmatch::sbi {
 struct PosteriorOptions {
   std::vector<Index> hidden = {256, 256, 256, 256};  ///< hidden widths of the MLP
   Index num_frequencies = 3;     ///< Fourier features of t (ConditionalVectorField)
-  double time_exponent = 1.0;    ///< PowerTime's a: p(t) = (1 + a) t^a (0: uniform)
+  double time_exponent = 4.0;    ///< PowerTime's a: p(t) = w + (1 - w)(1 + a) t^a
+  double time_uniform_weight = 0.3;  ///< PowerTime's w (0: the power law alone)
+  /// Exponential moving average of the parameters (0: none): the validation loss, early stopping
+  /// and the kept parameters use the average, which is less noisy than the last step's.
+  double ema_decay = 0.999;
   double sigma_min = 1e-4;       ///< the OT path's width at the data: x_t = t theta + (1 - (1 - s) t) eps
   Index batch_size = 256;
   double learning_rate = 1e-3;   ///< Adam's
@@ -181,7 +185,7 @@ class FlowPosterior {
     const Index draws = std::max<Index>(1, std::min<Index>(options_.validation_draws, 16384 / n_val));
     TrainingBatch<S> val(theta_dim(), n_val * draws);
     val.condition.set_context(x_dim(), n_val * draws);
-    const PowerTime time(options_.time_exponent);
+    const PowerTime time(options_.time_exponent, options_.time_uniform_weight);
     const LipmanOTBeta beta(options_.sigma_min);
     const LinearAlpha alpha;
     for (Index k = 0; k < draws; ++k)
@@ -211,6 +215,9 @@ class FlowPosterior {
     report.train_size = n_train;
     report.validation_size = n_val;
     Vector<S> best = field_.parameters();
+    const bool use_ema = options_.ema_decay > 0.0;
+    Vector<S> ema = field_.parameters(), current;
+    const S decay = static_cast<S>(options_.ema_decay);
     double best_loss = std::numeric_limits<double>::infinity();
     long long since_best = 0, since_lr = 0;
     double lr = options_.learning_rate;
@@ -218,17 +225,25 @@ class FlowPosterior {
     Matrix<S> out(theta_dim(), val.size());
     for (long long epoch = 1; epoch <= options_.max_epochs; ++epoch) {
       double sum = 0.0;
-      for (long long s = 0; s < steps_per_epoch; ++s) sum += trainer.step(batch);
+      for (long long s = 0; s < steps_per_epoch; ++s) {
+        sum += trainer.step(batch);
+        if (use_ema) ema = decay * ema + (S(1) - decay) * field_.parameters();
+      }
       report.steps += steps_per_epoch;
       report.epochs = epoch;
+      if (use_ema) {  // validate the average: swap it in for the forward pass
+        current = field_.parameters();
+        field_.parameters() = ema;
+      }
       field_.forward(val.x, val.t, val.condition, out, ws);
+      if (use_ema) field_.parameters() = current;
       const double vloss = static_cast<double>((out - val.u).squaredNorm()) / static_cast<double>(out.size());
       if (!std::isfinite(vloss))
         throw NumericalError(std::string(where) + ": the validation loss is " + detail::to_string_value(vloss) +
                              " after epoch " + std::to_string(epoch));
       if (vloss < best_loss) {
         best_loss = vloss;
-        best = field_.parameters();
+        best = use_ema ? ema : field_.parameters();
         report.best_epoch = epoch;
         since_best = since_lr = 0;
       } else {
@@ -363,6 +378,10 @@ class FlowPosterior {
     if (o.hidden.empty()) detail::throw_invalid(where, "options.hidden", "{}", "needs at least one hidden layer");
     if (!(o.time_exponent >= 0.0 && std::isfinite(o.time_exponent)))
       detail::throw_invalid(where, "options.time_exponent", o.time_exponent, "must be finite and >= 0");
+    if (!(o.time_uniform_weight >= 0.0 && o.time_uniform_weight <= 1.0))
+      detail::throw_invalid(where, "options.time_uniform_weight", o.time_uniform_weight, "must lie in [0, 1]");
+    if (!(o.ema_decay >= 0.0 && o.ema_decay < 1.0))
+      detail::throw_invalid(where, "options.ema_decay", o.ema_decay, "must lie in [0, 1)");
     if (!(o.sigma_min >= 0.0 && o.sigma_min < 1.0))
       detail::throw_invalid(where, "options.sigma_min", o.sigma_min, "must lie in [0, 1)");
     detail::require_positive_count(where, "options.batch_size", o.batch_size);
