@@ -161,11 +161,14 @@ TEST_CASE("sbi: two_moons puts x on a crescent of radius 0.1 around the theta-sh
   CHECK(rm == Approx(0.1).margin(4.0 * 0.01 / std::sqrt(static_cast<double>(n))));
   CHECK(rs == Approx(0.01).epsilon(0.05));
   CHECK(u.minCoeff() >= 0.0);  // a in (-pi/2, pi/2): the right half of the circle
-  // The fold: theta and its mirror (theta1, theta0) give the same law of x0 (|z0| is symmetric).
+  // E x = (0.25 + 0.1 E cos a - |z0|, z1) with E cos a = 2 / pi (standard errors 0.00045, 0.001).
+  CHECK(mean_of(x)(0) == Approx(0.25 + 0.2 / std::numbers::pi - std::abs(z0)).margin(0.002));
+  CHECK(mean_of(x)(1) == Approx(z1).margin(0.004));
+  // The fold: the mirror (theta1, theta0) flips z1 and keeps |z0|, so the same law of x0.
   Matrix<double> xm;
   task.simulate(rng, vec({-0.6, 0.3}).replicate(1, n), xm);
-  CHECK(mean_of(xm)(0) == Approx(mean_of(x)(0)).margin(0.002));
-  CHECK(mean_of(xm)(1) == Approx(-mean_of(x)(1)).margin(0.002));
+  CHECK(mean_of(xm)(0) == Approx(mean_of(x)(0)).margin(0.003));
+  CHECK(mean_of(xm)(1) == Approx(-mean_of(x)(1)).margin(0.006));
 }
 
 TEST_CASE("sbi: two_moons' reference posterior maps back onto the crescent", "[sbi]") {
@@ -197,9 +200,10 @@ TEST_CASE("sbi: gaussian_mixture's simulator mixes scales 1 and 0.1 per simulati
   Matrix<double> x;
   task.simulate(rng, theta.replicate(1, n), x);
   const Matrix<double> d = x.colwise() - theta;
-  // Per coordinate: variance 0.5 * 1 + 0.5 * 0.01 = 0.505.
+  // Per coordinate: variance 0.5 * 1 + 0.5 * 0.01 = 0.505 (relative standard error 1.6%: the
+  // mixture's fourth moment is 1.5).
   const Vector<double> var = d.array().square().rowwise().mean();
-  CHECK((var.array() / 0.505 - 1.0).abs().maxCoeff() < 0.05);
+  CHECK((var.array() / 0.505 - 1.0).abs().maxCoeff() < 0.075);
   // Both coordinates within 0.4 of theta: narrow component ~1, broad P(|z| < 0.4)^2 = 0.0966, so
   // 0.548 in all; with a component per coordinate it would be 0.430.
   Index close = 0;
@@ -234,7 +238,9 @@ TEST_CASE("sbi: slcp's x is four iid draws of N(m, S(theta))", "[sbi]") {
     CHECK(m(2 * d + 1) == Approx(theta(1)).margin(4.0 * std::sqrt(v1 / n)));
     CHECK(c(2 * d, 2 * d) == Approx(v0).epsilon(0.05));
     CHECK(c(2 * d + 1, 2 * d + 1) == Approx(v1).epsilon(0.05));
-    CHECK(c(2 * d, 2 * d + 1) / std::sqrt(v0 * v1) == Approx(c01 / std::sqrt(v0 * v1)).margin(0.02));  // ~rho
+    // The sample correlation (standard error (1 - r^2) / sqrt(n) = 0.004) against c01 / sqrt(v0 v1) ~ rho.
+    CHECK(c(2 * d, 2 * d + 1) / std::sqrt(c(2 * d, 2 * d) * c(2 * d + 1, 2 * d + 1)) ==
+          Approx(c01 / std::sqrt(v0 * v1)).margin(0.02));
     for (Index e = d + 1; e < 4; ++e)  // independent draws
       CHECK(std::abs(c(2 * d, 2 * e)) / std::sqrt(v0 * v0) < 0.04);
   }
