@@ -165,6 +165,11 @@ CellResult run_task(const T& task, const Options& opt, const fs::path& out_dir) 
   const fm::Index n = static_cast<fm::Index>(opt.simulations);
   fm::Rng rng(static_cast<std::uint64_t>(opt.seed) * 1000003ULL + 17);
 
+  // The observations first: a missing data folder fails before any training.
+  std::vector<fm::Vector<double>> observations;
+  for (long long k : opt.observations)
+    observations.push_back(fm::sbi::load_observation(opt.data, name, static_cast<int>(k)));
+
   // Simulate and train.
   const auto t_train = std::chrono::steady_clock::now();
   fm::Matrix<double> theta(task.theta_dim(), n), x;
@@ -189,8 +194,9 @@ CellResult run_task(const T& task, const Options& opt, const fs::path& out_dir) 
   std::vector<double> scores;
   fm::C2STOptions c2st_options;
   c2st_options.threads = static_cast<int>(opt.threads);
-  for (long long k : opt.observations) {
-    const fm::Vector<double> x_o = fm::sbi::load_observation(opt.data, name, static_cast<int>(k));
+  for (std::size_t i = 0; i < observations.size(); ++i) {
+    const long long k = opt.observations[i];
+    const fm::Vector<double>& x_o = observations[i];
     fm::Matrix<double> samples;
     const auto t_sample = std::chrono::steady_clock::now();
     const fm::sbi::SupportReport support = posterior.sample_in_support(

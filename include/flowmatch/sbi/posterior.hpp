@@ -146,11 +146,11 @@ class FlowPosterior {
     constexpr const char* where = "flowmatch::sbi::FlowPosterior::fit";
     const auto start = std::chrono::steady_clock::now();
     const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-    detail::require_rows(where, "theta", theta.rows(), theta_dim());
-    detail::require_rows(where, "x", x.rows(), x_dim());
-    if (x.cols() != theta.cols()) detail::throw_dimension(where, "x", "columns (one per theta)", x.cols(), theta.cols());
+    flowmatch::detail::require_rows(where, "theta", theta.rows(), theta_dim());
+    flowmatch::detail::require_rows(where, "x", x.rows(), x_dim());
+    if (x.cols() != theta.cols()) flowmatch::detail::throw_dimension(where, "x", "columns (one per theta)", x.cols(), theta.cols());
     const Index n = theta.cols();
-    if (n < 2) detail::throw_invalid(where, "theta.cols()", static_cast<long long>(n), "needs at least 2 simulations");
+    if (n < 2) flowmatch::detail::throw_invalid(where, "theta.cols()", static_cast<long long>(n), "needs at least 2 simulations");
     check_finite(where, "theta", theta);
     check_finite(where, "x", x);
 
@@ -239,7 +239,7 @@ class FlowPosterior {
       if (use_ema) field_.parameters() = current;
       const double vloss = static_cast<double>((out - val.u).squaredNorm()) / static_cast<double>(out.size());
       if (!std::isfinite(vloss))
-        throw NumericalError(std::string(where) + ": the validation loss is " + detail::to_string_value(vloss) +
+        throw NumericalError(std::string(where) + ": the validation loss is " + flowmatch::detail::to_string_value(vloss) +
                              " after epoch " + std::to_string(epoch));
       if (vloss < best_loss) {
         best_loss = vloss;
@@ -280,9 +280,9 @@ class FlowPosterior {
   template <class DX, class DO>
   void sample(const Eigen::MatrixBase<DX>& x_o, Rng& rng, const Eigen::MatrixBase<DO>& out_) const {
     constexpr const char* where = "flowmatch::sbi::FlowPosterior::sample";
-    auto& out = detail::writable(out_);
+    auto& out = flowmatch::detail::writable(out_);
     check_observation(where, x_o);
-    detail::require_rows(where, "out", out.rows(), theta_dim());
+    flowmatch::detail::require_rows(where, "out", out.rows(), theta_dim());
     const Index n = out.cols();
     if (n == 0) return;
     Matrix<S> state(theta_dim(), n);
@@ -302,7 +302,7 @@ class FlowPosterior {
   SupportReport sample_in_support(const Eigen::MatrixBase<DX>& x_o, Index n, Rng& rng, InSupport&& in_support,
                                   Matrix<double>& out, double max_reject_ratio = 100.0) const {
     constexpr const char* where = "flowmatch::sbi::FlowPosterior::sample_in_support";
-    detail::require_positive_count(where, "n", n);
+    flowmatch::detail::require_positive_count(where, "n", n);
     out.resize(theta_dim(), n);
     SupportReport r;
     Matrix<double> draw;
@@ -329,7 +329,7 @@ class FlowPosterior {
         throw NumericalError(std::string(where) + ": " + std::to_string(r.rejected) + " of " +
                              std::to_string(r.accepted + r.rejected) +
                              " samples fell outside the support (more than max_reject_ratio = " +
-                             detail::to_string_value(max_reject_ratio) + " per accepted one)");
+                             flowmatch::detail::to_string_value(max_reject_ratio) + " per accepted one)");
     }
     return r;
   }
@@ -375,31 +375,31 @@ class FlowPosterior {
  private:
   static PosteriorOptions checked(PosteriorOptions o) {
     constexpr const char* where = "flowmatch::sbi::FlowPosterior";
-    if (o.hidden.empty()) detail::throw_invalid(where, "options.hidden", "{}", "needs at least one hidden layer");
+    if (o.hidden.empty()) flowmatch::detail::throw_invalid(where, "options.hidden", "{}", "needs at least one hidden layer");
     if (!(o.time_exponent >= 0.0 && std::isfinite(o.time_exponent)))
-      detail::throw_invalid(where, "options.time_exponent", o.time_exponent, "must be finite and >= 0");
+      flowmatch::detail::throw_invalid(where, "options.time_exponent", o.time_exponent, "must be finite and >= 0");
     if (!(o.time_uniform_weight >= 0.0 && o.time_uniform_weight <= 1.0))
-      detail::throw_invalid(where, "options.time_uniform_weight", o.time_uniform_weight, "must lie in [0, 1]");
+      flowmatch::detail::throw_invalid(where, "options.time_uniform_weight", o.time_uniform_weight, "must lie in [0, 1]");
     if (!(o.ema_decay >= 0.0 && o.ema_decay < 1.0))
-      detail::throw_invalid(where, "options.ema_decay", o.ema_decay, "must lie in [0, 1)");
+      flowmatch::detail::throw_invalid(where, "options.ema_decay", o.ema_decay, "must lie in [0, 1)");
     if (!(o.sigma_min >= 0.0 && o.sigma_min < 1.0))
-      detail::throw_invalid(where, "options.sigma_min", o.sigma_min, "must lie in [0, 1)");
-    detail::require_positive_count(where, "options.batch_size", o.batch_size);
+      flowmatch::detail::throw_invalid(where, "options.sigma_min", o.sigma_min, "must lie in [0, 1)");
+    flowmatch::detail::require_positive_count(where, "options.batch_size", o.batch_size);
     if (!(o.learning_rate > 0.0 && std::isfinite(o.learning_rate)))
-      detail::throw_invalid(where, "options.learning_rate", o.learning_rate, "must be finite and > 0");
+      flowmatch::detail::throw_invalid(where, "options.learning_rate", o.learning_rate, "must be finite and > 0");
     if (!(o.validation_fraction > 0.0 && o.validation_fraction < 1.0))
-      detail::throw_invalid(where, "options.validation_fraction", o.validation_fraction, "must lie in (0, 1)");
-    detail::require_positive_count(where, "options.validation_draws", o.validation_draws);
-    detail::require_positive_count(where, "options.max_epochs", o.max_epochs);
-    detail::require_positive_count(where, "options.patience", o.patience);
-    if (o.lr_patience < 0) detail::throw_invalid(where, "options.lr_patience", o.lr_patience, "must be >= 0");
+      flowmatch::detail::throw_invalid(where, "options.validation_fraction", o.validation_fraction, "must lie in (0, 1)");
+    flowmatch::detail::require_positive_count(where, "options.validation_draws", o.validation_draws);
+    flowmatch::detail::require_positive_count(where, "options.max_epochs", o.max_epochs);
+    flowmatch::detail::require_positive_count(where, "options.patience", o.patience);
+    if (o.lr_patience < 0) flowmatch::detail::throw_invalid(where, "options.lr_patience", o.lr_patience, "must be >= 0");
     if (!(o.max_seconds >= 0.0 && std::isfinite(o.max_seconds)))
-      detail::throw_invalid(where, "options.max_seconds", o.max_seconds, "must be finite and >= 0 (0: no limit)");
-    detail::require_positive_count(where, "options.ode_steps", o.ode_steps);
+      flowmatch::detail::throw_invalid(where, "options.max_seconds", o.max_seconds, "must be finite and >= 0 (0: no limit)");
+    flowmatch::detail::require_positive_count(where, "options.ode_steps", o.ode_steps);
     return o;
   }
   static Index checked_dim(const char* name, Index d) {
-    detail::require_positive_count("flowmatch::sbi::FlowPosterior", name, d);
+    flowmatch::detail::require_positive_count("flowmatch::sbi::FlowPosterior", name, d);
     return d;
   }
   template <class D>
@@ -407,13 +407,13 @@ class FlowPosterior {
     for (Index j = 0; j < m.cols(); ++j)
       for (Index i = 0; i < m.rows(); ++i)
         if (!std::isfinite(static_cast<double>(m(i, j))))
-          detail::throw_invalid(where, std::string(name) + "(" + std::to_string(i) + ", " + std::to_string(j) + ")",
+          flowmatch::detail::throw_invalid(where, std::string(name) + "(" + std::to_string(i) + ", " + std::to_string(j) + ")",
                                 static_cast<double>(m(i, j)), "every simulation must be finite");
   }
   template <class DX>
   void check_observation(const char* where, const Eigen::MatrixBase<DX>& x_o) const {
-    if (x_o.cols() != 1) detail::throw_dimension(where, "x_o", "columns (one observation)", x_o.cols(), 1);
-    detail::require_rows(where, "x_o", x_o.rows(), x_dim());
+    if (x_o.cols() != 1) flowmatch::detail::throw_dimension(where, "x_o", "columns (one observation)", x_o.cols(), 1);
+    flowmatch::detail::require_rows(where, "x_o", x_o.rows(), x_dim());
     check_finite(where, "x_o", x_o);
   }
 
