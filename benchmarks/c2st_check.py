@@ -47,7 +47,7 @@ def main():
                 np.save(fx, X)
                 np.save(fy, Y)
                 out = subprocess.run([a.bench, fx, fy, str(a.seed)], check=True, capture_output=True, text=True)
-                acc, epochs, secs = out.stdout.split()
+                acc, epochs, secs = out.stdout.split()[:3]
                 t0 = time.time()
                 ref = c2st(X, Y, seed=a.seed)
                 t_ref = time.time() - t0
