@@ -145,7 +145,9 @@ class C2STClassifier {
       for (Index j = 0; j < nb; ++j) xb_.col(j) = x.col(index[static_cast<std::size_t>(j0 + j)]);
       forward(nb);
       for (Index j = 0; j < nb; ++j) {
-        const float label = z3_(j) > 0.0f ? 1.0f : 0.0f;  // sigmoid(z) > 0.5
+        // p > 0.5 computed in float as in training (for tiny z > 0, p rounds to 0.5: class 0).
+        const float p = 1.0f / (1.0f + std::exp(-z3_(j)));
+        const float label = p > 0.5f ? 1.0f : 0.0f;
         if (label == y(index[static_cast<std::size_t>(j0 + j)])) ++right;
       }
     }
