@@ -27,6 +27,10 @@
 /// scikit-learn's in distribution, not digit for digit: about +-0.01 at 10,000 vs 10,000 samples.
 /// Folds are independent, so they run in parallel, each with its own stream: the result depends on
 /// the seed only, never on the thread count. A training step does not allocate.
+///
+/// Cost at 10,000 vs 10,000 samples on one core: about 0.3 s at d = 2, 7-9 s at d = 5 and 30 s at
+/// d = 10, where scikit-learn's stopping rule lets the classifier train (and overfit) for about
+/// 500 epochs a fold; benchmarks/README.md compares accuracy and time with scikit-learn.
 
 #include <algorithm>
 #include <cmath>
