@@ -192,6 +192,11 @@ TEST_CASE("C2ST refuses bad input", "[metrics][c2st]") {
   refuses([](C2STOptions& o) { o.beta2 = -0.1; }, "options.beta2");
   refuses([](C2STOptions& o) { o.epsilon = 0.0; }, "options.epsilon");
   refuses([](C2STOptions& o) { o.hidden = -1; }, "options.hidden");
+  // A diverging training (absurd learning rate) is reported, not trained on for 10,000 epochs.
+  C2STOptions wild;
+  wild.learning_rate = 1e30;
+  CHECK_THROWS_AS(c2st(x, y, wild), NumericalError);
+  CHECK_THROWS_WITH(c2st(x, y, wild), Catch::Contains("diverged"));
   // Every error shares the library's base type.
   C2STOptions o;
   o.folds = 1;

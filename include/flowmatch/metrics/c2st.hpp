@@ -130,6 +130,11 @@ class C2STClassifier {
       }
       ++epoch;
       const double loss = accumulated / static_cast<double>(n);
+      // A NaN loss would never count as "no improvement": stop here (scikit-learn raises too).
+      if (!std::isfinite(loss) || !params_.allFinite())
+        throw NumericalError("flowmatch::c2st: training diverged (epoch " + std::to_string(epoch) +
+                             " mean loss = " + detail::to_string_value(loss) +
+                             "); try a smaller options.learning_rate");
       if (loss > best - o.tol)
         ++no_improvement;
       else
@@ -292,7 +297,8 @@ void require_finite_samples(const char* where, const char* arg, const Eigen::Mat
 /// C2ST accuracy with its per-fold details: `reference` is d x n (one sample per column, label 0),
 /// `samples` d x m (label 1). Throws InvalidArgument for invalid options, empty or non-finite
 /// input, fewer samples in all than folds, or (with z_score) a reference of fewer than 2 samples
-/// or with a constant coordinate; DimensionMismatch if the two sets differ in dimension.
+/// or with a constant coordinate; DimensionMismatch if the two sets differ in dimension;
+/// NumericalError if training diverges (a non-finite loss or weight).
 template <class DR, class DS>
 C2STResult c2st_detailed(const Eigen::MatrixBase<DR>& reference, const Eigen::MatrixBase<DS>& samples,
                          const C2STOptions& options = {}) {
