@@ -28,8 +28,8 @@
 /// Folds are independent, so they run in parallel, each with its own stream: the result depends on
 /// the seed only, never on the thread count. A training step does not allocate.
 ///
-/// Cost at 10,000 vs 10,000 samples on one core: about 0.3 s at d = 2, 7-9 s at d = 5 and 30 s at
-/// d = 10, where scikit-learn's stopping rule lets the classifier train (and overfit) for about
+/// Cost at 10,000 vs 10,000 samples on one core: about 0.2 s at d = 2, 5-6 s at d = 5 and 25-35 s
+/// at d = 10, where scikit-learn's stopping rule lets the classifier train (and overfit) for about
 /// 500 epochs a fold; benchmarks/README.md compares accuracy and time with scikit-learn.
 
 #include <algorithm>
