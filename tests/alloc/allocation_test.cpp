@@ -1,5 +1,6 @@
 // Heap allocations on the hot paths: after one warm-up call, a training step, an Euler step (and a
-// whole simulate_inplace) and an MLP forward pass with a reused workspace allocate nothing.
+// whole simulate_inplace) and an MLP forward pass with a reused workspace allocate nothing; C2ST
+// allocates per fold, so its count does not grow with the number of epochs.
 //
 // This file replaces the global operator new / new[] / delete / delete[] (every sized, aligned and
 // nothrow variant) with counting versions, and on glibc also interposes malloc, calloc, realloc,
@@ -616,5 +617,25 @@ TEST_CASE("MLPClassifier: training step and logits and features and predict allo
       CHECK(p.total() == 0);
       CHECK(ce.total() == 0);
     }
+  }
+}
+
+TEST_CASE("C2ST allocates per fold, never per epoch or minibatch", "[alloc][c2st]") {
+  Rng rng(5);
+  Matrix<float> x(3, 300), y(3, 300);
+  rng.fill_normal(x);
+  rng.fill_normal(y);
+  y.row(0).array() += 1.0f;
+  for (int threads : {1, 2}) {
+    C2STOptions o;
+    o.threads = threads;
+    o.n_iter_no_change = 1000;  // train exactly max_epochs epochs
+    o.max_epochs = 2;
+    (void)c2st(x, y, o);  // warm-up: starts the pool's workers
+    const Counts two = count_allocations([&] { (void)c2st(x, y, o); });
+    o.max_epochs = 7;
+    const Counts seven = count_allocations([&] { (void)c2st(x, y, o); });
+    INFO("threads " << threads << ": 2 epochs " << two.total() << ", 7 epochs " << seven.total());
+    CHECK(seven.total() == two.total());
   }
 }
