@@ -71,11 +71,17 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // The estimator's settings for a budget of n simulations: the defaults of PosteriorOptions, a
-// smaller batch for small budgets (more steps per epoch), then whatever the command line set.
+// smaller batch for small budgets (more steps per epoch), a shorter patience and a 300 s training
+// budget above 20,000 simulations, then whatever the command line set.
 fm::sbi::PosteriorOptions estimator_options(const Options& opt, long long n) {
   fm::sbi::PosteriorOptions o;
   o.seed = static_cast<std::uint64_t>(opt.seed);
   o.batch_size = n <= 2000 ? 64 : n <= 20000 ? 128 : 256;
+  if (n > 20000) {  // large budgets: epochs are long, so fewer of them without progress; 5 minutes at most
+    o.patience = 10;
+    o.lr_patience = 4;
+    o.max_seconds = 300;
+  }
   if (!opt.hidden.empty()) o.hidden.assign(opt.hidden.begin(), opt.hidden.end());
   if (opt.time_exponent >= 0) o.time_exponent = opt.time_exponent;
   if (opt.time_uniform >= 0) o.time_uniform_weight = opt.time_uniform;
@@ -287,9 +293,9 @@ int main(int argc, char** argv) {
   app.add_option("--ema", opt.ema, "EMA decay of the parameters (0: none)");
   app.add_option("--batch", opt.batch, "batch size (default by budget: 64 / 128 / 256)");
   app.add_option("--lr", opt.lr, "Adam learning rate (default 1e-3)");
-  app.add_option("--patience", opt.patience, "early-stopping patience in epochs (default 25)");
+  app.add_option("--patience", opt.patience, "early-stopping patience in epochs (default 25; 10 above 20,000 simulations)");
   app.add_option("--max-epochs", opt.max_epochs, "most epochs (default 2000)");
-  app.add_option("--max-seconds", opt.max_seconds, "training time budget in seconds (default none)");
+  app.add_option("--max-seconds", opt.max_seconds, "training time budget in seconds (default: none up to 20,000 simulations, else 300)");
   app.add_option("--ode-steps", opt.ode_steps, "RK4 steps when sampling (default 16)");
   app.add_flag("--verbose", opt.verbose, "print the losses every 10 epochs");
   return fm::examples::parse_and_run(app, argc, argv, "posterior", [&] { return run(opt); });
