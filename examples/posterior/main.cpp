@@ -111,26 +111,27 @@ void write_samples(const fs::path& file, const fm::Matrix<double>& s) {
   fm::detail::write_file_atomically(file, std::vector<unsigned char>(text.begin(), text.end()), "posterior");
 }
 
-// Pairwise marginals (a corner plot) of the first up to 5 coordinates: reference samples in grey,
-// ours in blue (1,000 of each), histograms of both on the diagonal.
+// Pairwise marginals of the first up to 5 coordinates (1,000 samples of each set): below the
+// diagonal our samples (blue) drawn over the reference's (grey), above it the same pairs with the
+// reference drawn over ours, so that neither hides the other; histograms of both on the diagonal.
 void plot_marginals(const fs::path& file, const std::string& title, const fm::Matrix<double>& ours,
                     const fm::Matrix<double>& reference) {
   const int d = static_cast<int>(std::min<fm::Index>(5, ours.rows()));
   const fm::Index n = std::min<fm::Index>({1000, ours.cols(), reference.cols()});
+  const fm::plot::Color grey{120, 120, 120}, blue = fm::plot::tab10(0);
   fm::plot::Figure fig(d, d, 260, 260);
   fig.set_title(title);
-  for (int i = 0; i < d; ++i) {
-    // Limits from both sample sets (0.5% and 99.5% quantiles, padded).
+  std::vector<std::pair<double, double>> lim(static_cast<std::size_t>(d));
+  for (int i = 0; i < d; ++i) {  // limits: 0.5% and 99.5% quantiles of both sets, padded
     std::vector<double> v;
     for (fm::Index j = 0; j < reference.cols(); ++j) v.push_back(reference(i, j));
     for (fm::Index j = 0; j < ours.cols(); ++j) v.push_back(ours(i, j));
     std::sort(v.begin(), v.end());
-    double lo = v[v.size() / 200], hi = v[v.size() - 1 - v.size() / 200];
-    const double pad = 0.1 * (hi - lo + 1e-12);
-    lo -= pad, hi += pad;
-    for (int r = i + 1; r < d; ++r) fig.at(r, i).set_xlim(lo, hi);  // column i: theta_i across
-    for (int c = 0; c < i; ++c) fig.at(i, c).set_ylim(lo, hi);      // row i: theta_i up
-    // Diagonal: histograms as lines.
+    const double lo = v[v.size() / 200], hi = v[v.size() - 1 - v.size() / 200], pad = 0.1 * (hi - lo + 1e-12);
+    lim[static_cast<std::size_t>(i)] = {lo - pad, hi + pad};
+  }
+  for (int i = 0; i < d; ++i) {
+    const auto [lo, hi] = lim[static_cast<std::size_t>(i)];
     const int bins = 40;
     std::vector<double> centre(bins), h_ref(bins, 0.0), h_ours(bins, 0.0);
     for (int b = 0; b < bins; ++b) centre[static_cast<std::size_t>(b)] = lo + (b + 0.5) * (hi - lo) / bins;
@@ -142,21 +143,26 @@ void plot_marginals(const fs::path& file, const std::string& title, const fm::Ma
     };
     fill(reference, h_ref);
     fill(ours, h_ours);
-    auto& diag = fig.at(i, i);
-    diag.set_xlim(lo, hi);
-    diag.line(centre, h_ref, fm::plot::Color{120, 120, 120}, 2.0, 1.0, "reference");
-    diag.line(centre, h_ours, fm::plot::tab10(0), 2.0, 1.0, "flowmatch");
-    diag.set_xlabel("theta" + std::to_string(i));
-    if (i == 0 && d > 1) diag.legend(true);
+    fig.at(i, i).set_xlim(lo, hi).set_xlabel("theta" + std::to_string(i));
+    fig.at(i, i).line(centre, h_ref, grey, 2.0, 1.0).line(centre, h_ours, blue, 2.0, 1.0);
   }
   for (int r = 0; r < d; ++r)
-    for (int c = 0; c < r; ++c) {
+    for (int c = 0; c < d; ++c) {
+      if (r == c) continue;
       auto& ax = fig.at(r, c);
-      ax.scatter(reference.row(c).head(n), reference.row(r).head(n), fm::plot::Color{120, 120, 120}, 1.5, 0.35);
-      ax.scatter(ours.row(c).head(n), ours.row(r).head(n), fm::plot::tab10(0), 1.5, 0.35);
+      ax.set_xlim(lim[static_cast<std::size_t>(c)].first, lim[static_cast<std::size_t>(c)].second);
+      ax.set_ylim(lim[static_cast<std::size_t>(r)].first, lim[static_cast<std::size_t>(r)].second);
       ax.set_xlabel("theta" + std::to_string(c)).set_ylabel("theta" + std::to_string(r));
+      const bool legend = r == 0 && c == 1;
+      if (r > c) {
+        ax.scatter(reference.row(c).head(n), reference.row(r).head(n), grey, 1.5, 0.35);
+        ax.scatter(ours.row(c).head(n), ours.row(r).head(n), blue, 1.5, 0.35);
+      } else {
+        ax.scatter(ours.row(c).head(n), ours.row(r).head(n), blue, 1.5, 0.35, legend ? "flowmatch" : "");
+        ax.scatter(reference.row(c).head(n), reference.row(r).head(n), grey, 1.5, 0.35, legend ? "reference" : "");
+        if (legend) ax.legend(true);
+      }
     }
-  // The upper triangle stays empty (a blank panel).
   fig.save_png(file.string());
 }
 
@@ -229,8 +235,8 @@ CellResult run_task(const T& task, const Options& opt, const fs::path& out_dir) 
     std::fflush(stdout);
     if (k == opt.plot_observation) {
       const fs::path png = out_dir / ("marginals_obs" + std::to_string(k) + ".png");
-      plot_marginals(png, name + ", observation " + std::to_string(k) + ", " + std::to_string(n) +
-                              " simulations: flowmatch (blue) over the reference posterior (grey)",
+      plot_marginals(png, name + ", x_o " + std::to_string(k) + ", " + std::to_string(n) +
+                              " sims: flowmatch (blue), reference (grey)",
                      samples, reference);
     }
   }
