@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "flowmatch/core/error.hpp"
@@ -12,6 +14,9 @@
 #include "flowmatch/nn/conditional_field.hpp"
 #include "flowmatch/path/time_density.hpp"
 #include "flowmatch/sbi/posterior.hpp"
+#include "flowmatch/sbi/sbibm_data.hpp"
+#include "flowmatch/sbi/tasks.hpp"
+#include "support/files.hpp"
 
 using namespace flowmatch;
 
@@ -153,6 +158,37 @@ TEST_CASE("FlowPosterior recovers the closed-form Gaussian linear posterior", "[
   CHECK(a == b);
   sbi::FlowPosterior<float> other(d + 1, d, small_options());
   CHECK_THROWS_AS(load_state_parts(dict, "mem", state_part("posterior", other)), CheckpointMismatchError);
+}
+
+TEST_CASE("FlowPosterior on sbibm's gaussian_linear (10-D): the closed-form posterior at observation 1",
+          "[sbi][posterior]") {
+  const sbi::GaussianLinear task;
+  Rng rng(4);
+  Matrix<double> theta(task.theta_dim(), 8000), x;
+  task.sample_prior(rng, theta);
+  task.simulate(rng, theta, x);
+  sbi::PosteriorOptions o = small_options();
+  o.hidden = {96, 96};
+  sbi::FlowPosterior<float> post(task.theta_dim(), task.x_dim(), o);
+  const sbi::FitReport fit = post.fit(theta, x);
+  INFO("epochs " << fit.epochs << ", best " << fit.best_epoch);
+  const std::string data = (test::tests_dir().parent_path() / "examples/posterior/sbibm").string();
+  const Vector<double> x_o = sbi::load_observation(data, "gaussian_linear", 1);
+  Matrix<double> s(task.theta_dim(), 4000);
+  post.sample(x_o, rng, s);
+  const Vector<double> want = task.posterior_mean(x_o);
+  const Vector<double> mean = s.rowwise().mean();
+  const Matrix<double> c = s.colwise() - mean;
+  const Matrix<double> cov = c * c.transpose() / static_cast<double>(s.cols() - 1);
+  // The posterior is N(x_o / 2, 0.05 I) (sd 0.224). Over the 10 coordinates: the rms error of
+  // the mean below 0.25 posterior sd, the variances within 30%, the correlations below 0.15.
+  const double rms = std::sqrt((mean - want).squaredNorm() / 10.0) / std::sqrt(0.05);
+  INFO("rms mean error / sd " << rms << "; variances " << cov.diagonal().transpose());
+  CHECK(rms < 0.25);
+  for (Index i = 0; i < 10; ++i) {
+    CHECK(cov(i, i) == Approx(0.05).epsilon(0.3));
+    for (Index k = 0; k < i; ++k) CHECK(std::abs(cov(i, k)) / 0.05 < 0.15);
+  }
 }
 
 TEST_CASE("FlowPosterior: bad inputs are named", "[sbi][posterior][errors]") {
