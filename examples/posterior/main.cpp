@@ -78,8 +78,8 @@ fm::sbi::PosteriorOptions estimator_options(const Options& opt, long long n) {
   o.seed = static_cast<std::uint64_t>(opt.seed);
   o.batch_size = n <= 2000 ? 64 : n <= 20000 ? 128 : 256;
   if (n > 20000) {  // large budgets: epochs are long, so fewer of them without progress; 5 minutes at most
-    o.patience = 10;
-    o.lr_patience = 4;
+    o.patience = 20;
+    o.lr_patience = 6;
     o.max_seconds = 300;
   }
   if (!opt.hidden.empty()) o.hidden.assign(opt.hidden.begin(), opt.hidden.end());
@@ -299,7 +299,7 @@ int main(int argc, char** argv) {
   app.add_option("--ema", opt.ema, "EMA decay of the parameters (0: none)");
   app.add_option("--batch", opt.batch, "batch size (default by budget: 64 / 128 / 256)");
   app.add_option("--lr", opt.lr, "Adam learning rate (default 1e-3)");
-  app.add_option("--patience", opt.patience, "early-stopping patience in epochs (default 25; 10 above 20,000 simulations)");
+  app.add_option("--patience", opt.patience, "early-stopping patience in epochs (default 25; 20 above 20,000 simulations)");
   app.add_option("--max-epochs", opt.max_epochs, "most epochs (default 2000)");
   app.add_option("--max-seconds", opt.max_seconds, "training time budget in seconds (default: none up to 20,000 simulations, else 300)");
   app.add_option("--ode-steps", opt.ode_steps, "RK4 steps when sampling (default 16)");

@@ -63,7 +63,7 @@ struct PosteriorOptions {
   /// (0: never); training stops after `patience` such epochs.
   long long lr_patience = 10;
   double validation_fraction = 0.1;  ///< held out of the simulations for early stopping
-  Index validation_draws = 8;        ///< (t, noise) draws per held-out pair (capped at 16384 in all)
+  Index validation_draws = 8;        ///< (t, noise) draws per held-out pair (capped at 32768 in all)
   long long max_epochs = 2000;       ///< an epoch: ceil(training pairs / batch_size) steps
   long long patience = 25;           ///< epochs without a better validation loss before stopping
   double max_seconds = 0.0;          ///< a wall-time budget for training (0: none)
@@ -182,7 +182,7 @@ class FlowPosterior {
     normalise_x(x_val);
 
     // The validation batch: fixed (t, noise) draws for every held-out pair.
-    const Index draws = std::max<Index>(1, std::min<Index>(options_.validation_draws, 16384 / n_val));
+    const Index draws = std::max<Index>(1, std::min<Index>(options_.validation_draws, 32768 / n_val));
     TrainingBatch<S> val(theta_dim(), n_val * draws);
     val.condition.set_context(x_dim(), n_val * draws);
     const PowerTime time(options_.time_exponent, options_.time_uniform_weight);
