@@ -121,6 +121,8 @@ void plot_marginals(const fs::path& file, const std::string& title, const fm::Ma
   const fm::plot::Color grey{120, 120, 120}, blue = fm::plot::tab10(0);
   fm::plot::Figure fig(d, d, 260, 260);
   fig.set_title(title);
+  for (int r = 0; r < d; ++r)
+    for (int c = 0; c < d; ++c) fig.at(r, c).set_aspect_equal(false);  // each panel its own scales
   std::vector<std::pair<double, double>> lim(static_cast<std::size_t>(d));
   for (int i = 0; i < d; ++i) {  // limits: 0.5% and 99.5% quantiles of both sets, padded
     std::vector<double> v;
