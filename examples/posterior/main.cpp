@@ -215,7 +215,7 @@ CellResult run_task(const T& task, const Options& opt, const fs::path& out_dir) 
     const auto t_sample = std::chrono::steady_clock::now();
     const fm::sbi::SupportReport support = posterior.sample_in_support(
         x_o, static_cast<fm::Index>(opt.samples), rng,
-        [&](const fm::Vector<double>& v) { return task.in_support(v); }, samples);
+        [&](const auto& v) { return task.in_support(v); }, samples);
     const double sample_s = seconds_since(t_sample);
     cell.sample_s += sample_s;
     write_samples(out_dir / ("obs" + std::to_string(k) + ".csv"), samples);

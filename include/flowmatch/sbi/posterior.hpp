@@ -293,8 +293,9 @@ class FlowPosterior {
       out.col(j) = theta_mean_ + theta_std_.cwiseProduct(state.col(j).template cast<double>());
   }
 
-  /// Like sample(), keeping only samples for which `in_support(theta)` (theta a d-vector of double)
-  /// is true and redrawing the others, in batches, until n are accepted: sbibm's rejection of
+  /// Like sample(), keeping only samples for which `in_support(theta)` is true (theta: a column
+  /// of double, passed as a view; a predicate may take `Eigen::Ref<const Vector<double>>`, as
+  /// Task::in_support does, or `const Vector<double>&`) and redrawing the others, in batches, until n are accepted: sbibm's rejection of
   /// samples outside the prior's support. Throws NumericalError, naming the counts, if fewer than
   /// one sample in `max_reject_ratio` + 1 is accepted after at least n draws (a posterior that
   /// has left the support).
@@ -317,7 +318,7 @@ class FlowPosterior {
       sample(x_o, rng, draw);
       ++r.rounds;
       for (Index j = 0; j < batch && r.accepted < n; ++j) {
-        if (in_support(Vector<double>(draw.col(j)))) {
+        if (in_support(draw.col(j))) {  // a column view: a predicate taking a Vector gets a temporary
           out.col(static_cast<Index>(r.accepted)) = draw.col(j);
           ++r.accepted;
         } else {
