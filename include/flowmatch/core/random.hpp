@@ -166,10 +166,28 @@ class Rng {
     s_ = s;
   }
 
+  /// Advances the generator by 2^128 draws (xoshiro256++'s jump polynomial): 2^128 streams that
+  /// never overlap, each 2^128 draws long. flowmatch::distributed derives its per-shard streams so.
+  void jump() { apply_jump({0x180ec6d33cfd0abaULL, 0xd5a61266f0c9392cULL, 0xa9582618e03fc9aaULL, 0x39abdc4529b1661cULL}); }
+  /// Advances the generator by 2^192 draws: 2^64 starting points, each 2^64 jump()s apart.
+  void long_jump() {
+    apply_jump({0x76e15d3efefdcbbfULL, 0xc5004e441c522fb3ULL, 0x77710069854ee241ULL, 0x39109bb02acbe635ULL});
+  }
+
   friend bool operator==(const Rng& a, const Rng& b) { return a.s_ == b.s_; }
 
  private:
   static constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  void apply_jump(const State& poly) {
+    State acc{};
+    for (const std::uint64_t word : poly)
+      for (int b = 0; b < 64; ++b) {
+        if (word & (std::uint64_t{1} << b))
+          for (int i = 0; i < 4; ++i) acc[static_cast<std::size_t>(i)] ^= s_[static_cast<std::size_t>(i)];
+        next();
+      }
+    s_ = acc;
+  }
   State s_{};
 };
 

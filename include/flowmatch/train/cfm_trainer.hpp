@@ -211,24 +211,43 @@ class CFMTrainer {
   double step(Index batch_size) {
     if (batch_size <= 0)
       detail::throw_invalid("flowmatch::CFMTrainer::step", "batch_size", batch_size, "must be at least 1");
+    return apply_update(loss_and_gradient(batch_size, counters_.rng));
+  }
+
+  /// The first half of step(): draws a batch of `batch_size` samples from `rng` (condition
+  /// dropout included), and computes its loss and the loss's gradient into model().gradients().
+  /// Returns the loss; a non-finite loss is returned as it is (the gradient is then undefined) and
+  /// nothing else changes: apply_update() decides. For data-parallel training
+  /// (flowmatch::distributed::DataParallelTrainer), which draws each shard from its own stream and
+  /// averages the gradients over the processes between the two halves.
+  double loss_and_gradient(Index batch_size, Rng& rng) {
+    if (batch_size <= 0)
+      detail::throw_invalid("flowmatch::CFMTrainer::loss_and_gradient", "batch_size", batch_size,
+                            "must be at least 1");
     batch_.resize(path_.dim(), batch_size);
-    path_.sample_training_batch(counters_.rng, batch_);
-    if constexpr (kConditional) prepare_condition();
-    double loss = 0.0;
+    path_.sample_training_batch(rng, batch_);
+    if constexpr (kConditional) prepare_condition(rng);
     if constexpr (kFused) {
       // One fused pass (forward and backward block by block); the parameters are untouched until
-      // the optimizer step below.
-      loss = fused_loss();
-      if (!std::isfinite(loss)) return reject("loss", loss);
+      // the optimizer step.
+      return fused_loss();
     } else {
       if (grad_out_.cols() != batch_size || grad_out_.rows() != path_.dim()) grad_out_.resize(path_.dim(), batch_size);
       grad_out_.noalias() = forward_train() - batch_.u;
       const double count = static_cast<double>(grad_out_.size());
-      loss = static_cast<double>(grad_out_.squaredNorm()) / count;
-      if (!std::isfinite(loss)) return reject("loss", loss);
+      const double loss = static_cast<double>(grad_out_.squaredNorm()) / count;
+      if (!std::isfinite(loss)) return loss;
       grad_out_ *= static_cast<Scalar>(2.0 / count);
       model_.backward(grad_out_, ws_);
+      return loss;
     }
+  }
+
+  /// The second half of step(): given the step's loss and the gradient in model().gradients(),
+  /// applies the guards (a non-finite loss or gradient norm: throw or skip, see step()), clipping
+  /// and the optimizer step, and counts the step. Returns the loss (NaN for a skipped batch).
+  double apply_update(double loss) {
+    if (!std::isfinite(loss)) return reject("loss", loss);
     if (options_.check_gradient || options_.max_grad_norm > 0.0) {
       // In double: a float sum of squares overflows long before the gradient itself does.
       const double norm = std::sqrt(model_.gradients().template cast<double>().squaredNorm());
@@ -330,7 +349,7 @@ class CFMTrainer {
   }
 
   // The batch's condition must be the model's kind; then condition dropout.
-  void prepare_condition() {
+  void prepare_condition(Rng& rng) {
     ConditionBatch<Scalar>& c = batch_.condition;
     if (c.kind != model_.condition_kind())
       detail::throw_invalid("flowmatch::CFMTrainer::step", "batch.condition.kind",
@@ -340,7 +359,7 @@ class CFMTrainer {
                                 "': train it on conditional data of that kind (with the independent coupling)");
     if (options_.condition_dropout > 0.0)
       for (Index j = 0; j < c.present.size(); ++j)
-        if (counters_.rng.uniform() < options_.condition_dropout) c.present(j) = Scalar(0);
+        if (rng.uniform() < options_.condition_dropout) c.present(j) = Scalar(0);
   }
 
   // At construction, where the path says what its data are: the data's condition must be the
