@@ -125,6 +125,33 @@ bool call_callbacks(const TrainProgress& p, Callbacks&... callbacks) {
   return go_on;
 }
 
+/// The loop of a trainer's train(): `num_steps` calls of trainer.step(batch_size), each followed
+/// by the callbacks (see CFMTrainer::train). Shared by CFMTrainer and the data-parallel trainer.
+template <class Trainer, class... Callbacks>
+std::vector<double> train_loop(Trainer& trainer, const char* where, long long num_steps, Index batch_size,
+                               Callbacks&... callbacks) {
+  if (num_steps < 0) throw_invalid(where, "num_steps", num_steps, "must be >= 0");
+  if (batch_size <= 0) throw_invalid(where, "batch_size", batch_size, "must be at least 1");
+  std::vector<double> losses;
+  losses.reserve(static_cast<std::size_t>(num_steps));
+  const auto start = std::chrono::steady_clock::now();
+  for (long long k = 1; k <= num_steps; ++k) {
+    const long long skipped_before = trainer.skipped_steps();
+    losses.push_back(trainer.step(batch_size));
+    if constexpr (sizeof...(Callbacks) > 0) {
+      TrainProgress p;
+      p.step = k;
+      p.num_steps = num_steps;
+      p.loss = losses.back();
+      p.steps_done = trainer.steps_done();
+      p.skipped = trainer.skipped_steps() != skipped_before;
+      p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (!call_callbacks(p, callbacks...)) break;
+    }
+  }
+  return losses;
+}
+
 template <class Model, class S>
 concept FusedLoss = requires(Model& m, TrainingBatch<S>& b, typename Model::Workspace& ws) {
   m.mse_loss_and_gradient(b.x, b.t, b.u, ws);
@@ -269,27 +296,7 @@ class CFMTrainer {
   /// any callback that returns bool returned false.
   template <class... Callbacks>
   std::vector<double> train(long long num_steps, Index batch_size, Callbacks&&... callbacks) {
-    constexpr const char* where = "flowmatch::CFMTrainer::train";
-    if (num_steps < 0) detail::throw_invalid(where, "num_steps", num_steps, "must be >= 0");
-    if (batch_size <= 0) detail::throw_invalid(where, "batch_size", batch_size, "must be at least 1");
-    std::vector<double> losses;
-    losses.reserve(static_cast<std::size_t>(num_steps));
-    const auto start = std::chrono::steady_clock::now();
-    for (long long k = 1; k <= num_steps; ++k) {
-      const long long skipped_before = counters_.skipped_steps;
-      losses.push_back(step(batch_size));
-      if constexpr (sizeof...(Callbacks) > 0) {
-        TrainProgress p;
-        p.step = k;
-        p.num_steps = num_steps;
-        p.loss = losses.back();
-        p.steps_done = counters_.steps_done;
-        p.skipped = counters_.skipped_steps != skipped_before;
-        p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if (!detail::call_callbacks(p, callbacks...)) break;
-      }
-    }
-    return losses;
+    return detail::train_loop(*this, "flowmatch::CFMTrainer::train", num_steps, batch_size, callbacks...);
   }
 
   /// The parts a checkpoint saves: the model, the optimizer and the trainer's counters.
