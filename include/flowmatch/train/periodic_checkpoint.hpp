@@ -74,6 +74,9 @@ class PeriodicCheckpoint {
     std::apply([&](const auto&... extra) { save_checkpoint(file, trainer_, extra...); }, extra_);
     last_step_ = trainer_.steps_done();
     last_saved_ = file;
+    // A data-parallel trainer saves collectively from rank 0; only that rank prunes.
+    if constexpr (requires { trainer_.writes_files(); })
+      if (!trainer_.writes_files()) return file;
     prune();
     return file;
   }
