@@ -319,7 +319,7 @@ TEST_CASE("Checkpoints: written by N ranks, resumed on one rank (and back), exac
     std::memcpy(st.data(), rng->bytes.data(), sizeof st);
     expect.set_state(st);
     expect.long_jump();
-    CHECK(more.streams().streams[1] == expect);
+    CHECK(more.streams()[1] == expect);
   }
   CHECK_NOTHROW(more.train(3, 60));
   comm.barrier();
@@ -401,4 +401,40 @@ TEST_CASE("Sharded sampling and likelihoods: gathered on rank 0 in order, equal 
     CHECK(lp.size() == 301);
     CHECK(lp == single);
   }
+}
+
+TEST_CASE("A CFMTrainer's checkpoint resumes as one shard, and a one-shard file resumes in a CFMTrainer", "[distributed][checkpoint]") {
+  const dist::Communicator comm = world();
+  const std::filesystem::path dir = shared_scratch("plain");
+  // Rank 0 alone: a plain run, saved at step 8; the plain run goes on to 16.
+  if (comm.is_root()) {
+    MLPVectorField<float> model(2, {16}, 3);
+    Adam<float> adam(1e-2);
+    CFMTrainer plain(seed_path(), model, adam, 4);
+    plain.train(8, 40);
+    save_checkpoint(dir / "plain.safetensors", plain);
+    plain.train(8, 40);
+    save_checkpoint(dir / "plain16.safetensors", model);
+  }
+  comm.barrier();
+  MLPVectorField<float> m(2, {16}, 9), expect(2, {16}, 9);
+  Adam<float> a(1e-2);
+  dist::DataParallelTrainer resumed(self(), seed_path(), m, a, 0);
+  dist::load_checkpoint(dir / "plain.safetensors", resumed);
+  CHECK(resumed.num_shards() == 1);
+  resumed.train(8, 40);
+  load_checkpoint(dir / "plain16.safetensors", expect);
+  CHECK(m.parameters() == expect.parameters());
+  // Back: the data-parallel file (one shard) into a plain trainer, which goes on identically.
+  comm.barrier();
+  if (comm.is_root()) dist::save_checkpoint(dir / "dp.safetensors", resumed);
+  comm.barrier();
+  MLPVectorField<float> m2(2, {16}, 1);
+  Adam<float> a2(1e-2);
+  CFMTrainer plain2(seed_path(), m2, a2, 0);
+  load_checkpoint(dir / "dp.safetensors", plain2);
+  CHECK(plain2.train(5, 40) == resumed.train(5, 40));
+  CHECK(m2.parameters() == m.parameters());
+  comm.barrier();
+  if (comm.is_root()) std::filesystem::remove_all(dir);
 }

@@ -35,61 +35,83 @@ struct DataParallelOptions {
 };
 
 /// The per-shard random streams of a data-parallel run (scope "data_parallel"): attribute
-/// `shards` (S) and the tensor "rng" (U64, shape [S, 4]: each shard's Rng::state()). Every rank
-/// keeps all S states, but only those of its own shards advance; DataParallelTrainer::gather_streams
-/// brings every rank up to date before a save.
+/// `shards` (S) and the tensor "rng" (U64, shape [S, 4]: each shard's Rng::state()). Shard 0's
+/// stream is the trainer's own generator (CFMTrainer::rng(), saved under "trainer.rng" too), so a
+/// one-shard run is a CFMTrainer run and the two kinds of checkpoint load into each other: a
+/// CFMTrainer's file (no "data_parallel" scope) resumes as one shard; a data-parallel file loads
+/// into a CFMTrainer, which goes on with shard 0's stream. Every rank keeps all S states, but only
+/// those of its own shards advance; DataParallelTrainer::gather_streams brings every rank up to date
+/// before a save.
 ///
 /// Streams: shard s of a run seeded with `seed` starts at Rng(seed) advanced by s jump()s (2^128
 /// draws each: the streams never overlap). Loading S streams on M ranks: if M <= S, the run goes
 /// on exactly (each rank takes S / M shards, give or take one); if M > S, the shards become M and
 /// shard s >= S starts from shard (s mod S)'s saved state advanced by floor(s / S) long_jump()s
 /// (2^192 draws each), a fixed rule, so that such a resume is reproducible too.
-struct ShardStreams {
+class ShardStreams {
+ public:
   static constexpr const char* state_scope = "data_parallel";
-  std::vector<Rng> streams;
-  int ranks = 1;  ///< the number of ranks of the run (fixed by the trainer, not saved)
 
-  /// S streams for a run seeded with `seed`.
-  void seed(std::uint64_t seed, int shards) {
-    streams.assign(static_cast<std::size_t>(shards), Rng(seed));
-    for (std::size_t s = 1; s < streams.size(); ++s) {
-      streams[s] = streams[s - 1];
-      streams[s].jump();
+  /// `shards` streams whose first is `*first` (seeded already), the others jumps from it.
+  ShardStreams(Rng& first, int shards, int ranks) : first_(&first), ranks_(ranks) {
+    Rng r = first;
+    for (int s = 1; s < shards; ++s) {
+      r.jump();
+      rest_.push_back(r);
     }
   }
+  ShardStreams(const ShardStreams&) = delete;
+  ShardStreams& operator=(const ShardStreams&) = delete;
+
+  Index size() const { return 1 + static_cast<Index>(rest_.size()); }
+  Rng& operator[](Index s) { return s == 0 ? *first_ : rest_[static_cast<std::size_t>(s - 1)]; }
+  const Rng& operator[](Index s) const { return s == 0 ? *first_ : rest_[static_cast<std::size_t>(s - 1)]; }
 
   void save_state(StateWriter& w) const {
-    w.integer("shards", static_cast<long long>(streams.size()));
+    w.integer("shards", static_cast<long long>(size()));
     std::vector<std::uint64_t> flat;
-    flat.reserve(4 * streams.size());
-    for (const Rng& r : streams) flat.insert(flat.end(), r.state().begin(), r.state().end());
-    w.tensor("rng", flat.data(), {static_cast<long long>(streams.size()), 4});
+    flat.reserve(static_cast<std::size_t>(4 * size()));
+    for (Index s = 0; s < size(); ++s) flat.insert(flat.end(), (*this)[s].state().begin(), (*this)[s].state().end());
+    w.tensor("rng", flat.data(), {static_cast<long long>(size()), 4});
   }
 
+  /// Loads after the trainer's part (shard 0 is its generator); a file without this scope (a
+  /// CFMTrainer's) is one shard.
   void load_state(const StateReader& r) {
-    const long long shards = r.integer("shards");
-    if (shards < 1 || shards > (1LL << 24))
-      r.fail("holds shards = " + std::to_string(shards) + " at '" + r.prefix() + "shards' (must lie in [1, 2^24])");
-    std::vector<std::uint64_t> flat(static_cast<std::size_t>(4 * shards));
-    r.read("rng", {shards, 4}, flat.data());
-    std::vector<Rng> loaded(static_cast<std::size_t>(shards));
-    for (long long s = 0; s < shards; ++s) {
-      Rng::State st{};
-      std::memcpy(st.data(), flat.data() + 4 * s, sizeof st);
-      if (st[0] == 0 && st[1] == 0 && st[2] == 0 && st[3] == 0)
-        r.fail("holds the all-zero generator state of shard " + std::to_string(s) + " at '" + r.prefix() + "rng'");
-      loaded[static_cast<std::size_t>(s)].set_state(st);
+    std::vector<Rng> loaded;
+    if (!r.has_attribute("shards")) {
+      loaded.push_back(*first_);
+    } else {
+      const long long shards = r.integer("shards");
+      if (shards < 1 || shards > (1LL << 24))
+        r.fail("holds shards = " + std::to_string(shards) + " at '" + r.prefix() + "shards' (must lie in [1, 2^24])");
+      std::vector<std::uint64_t> flat(static_cast<std::size_t>(4 * shards));
+      r.read("rng", {shards, 4}, flat.data());
+      loaded.resize(static_cast<std::size_t>(shards));
+      for (long long s = 0; s < shards; ++s) {
+        Rng::State st{};
+        std::memcpy(st.data(), flat.data() + 4 * s, sizeof st);
+        if (st[0] == 0 && st[1] == 0 && st[2] == 0 && st[3] == 0)
+          r.fail("holds the all-zero generator state of shard " + std::to_string(s) + " at '" + r.prefix() + "rng'");
+        loaded[static_cast<std::size_t>(s)].set_state(st);
+      }
     }
-    if (ranks > shards) {
-      const auto old = static_cast<std::size_t>(shards);
-      loaded.resize(static_cast<std::size_t>(ranks));
+    if (ranks_ > static_cast<int>(loaded.size())) {
+      const std::size_t old = loaded.size();
+      loaded.resize(static_cast<std::size_t>(ranks_));
       for (std::size_t s = old; s < loaded.size(); ++s) {
         loaded[s] = loaded[s % old];
         for (std::size_t k = 0; k < s / old; ++k) loaded[s].long_jump();
       }
     }
-    streams = std::move(loaded);
+    *first_ = loaded.front();
+    rest_.assign(loaded.begin() + 1, loaded.end());
   }
+
+ private:
+  Rng* first_;
+  std::vector<Rng> rest_;
+  int ranks_;
 };
 
 /// A 64-bit FNV-1a-style hash of a vector's bits (equal vectors, equal hashes; any flipped bit
@@ -142,17 +164,19 @@ class DataParallelTrainer {
   using Inner = CFMTrainer<Path, Model, Opt>;
   using Scalar = typename Inner::Scalar;
 
+  DataParallelTrainer(const DataParallelTrainer&) = delete;
+  DataParallelTrainer& operator=(const DataParallelTrainer&) = delete;
+
   DataParallelTrainer(Communicator comm, Path path, Model& model, Opt& optimizer, std::uint64_t seed = 0,
                       TrainerOptions options = {}, DataParallelOptions dp = {})
-      : comm_(comm), inner_(std::move(path), model, optimizer, seed, options), dp_(dp) {
+      : comm_(comm), inner_(std::move(path), model, optimizer, seed, options), dp_(dp),
+        streams_(inner_.rng(), dp.shards > 0 ? dp.shards : comm.size(), comm.size()) {
     constexpr const char* where = "flowmatch::distributed::DataParallelTrainer::DataParallelTrainer";
     if (dp.shards < 0) flowmatch::detail::throw_invalid(where, "options.shards", dp.shards, "must be >= 0 (0: one per rank)");
     if (dp.shards > 0 && dp.shards < comm_.size())
       flowmatch::detail::throw_invalid(where, "options.shards", dp.shards,
                                        "must be at least the number of ranks (" + std::to_string(comm_.size()) + ")");
     if (dp.check_every < 0) flowmatch::detail::throw_invalid(where, "options.check_every", dp.check_every, "must be >= 0");
-    streams_.ranks = comm_.size();
-    streams_.seed(seed, dp.shards > 0 ? dp.shards : comm_.size());
     hashes_.resize(static_cast<std::size_t>(comm_.size()));
     Vector<Scalar>& p = model.parameters();
     comm_.broadcast(p.data(), static_cast<long long>(p.size()));
@@ -171,7 +195,7 @@ class DataParallelTrainer {
     double local_loss = 0.0;
     for (Index s = first; s < last; ++s) {
       const Index n = batch_size / shards + (s < batch_size % shards ? 1 : 0);
-      const double loss = inner_.loss_and_gradient(n, streams_.streams[static_cast<std::size_t>(s)]);
+      const double loss = inner_.loss_and_gradient(n, streams_[s]);
       const double w = static_cast<double>(n) / static_cast<double>(batch_size);
       // Each shard's weighted loss and gradient are rounded on their own before they are summed
       // (volatile, and two passes over the gradient: no fused multiply-add), as they are when the
@@ -229,7 +253,7 @@ class DataParallelTrainer {
   /// Brings every rank's copy of every shard's generator state up to date (each rank advanced
   /// only its own shards'). Collective; the checkpoint functions call it before saving.
   void gather_streams() {
-    const auto shards = static_cast<Index>(streams_.streams.size());
+    const Index shards = streams_.size();
     std::vector<int> counts(static_cast<std::size_t>(comm_.size()));
     for (int r = 0; r < comm_.size(); ++r) {
       const auto [a, b] = shard_range(shards, r, comm_.size());
@@ -238,14 +262,14 @@ class DataParallelTrainer {
     const auto [first, last] = shard_range(shards, comm_.rank(), comm_.size());
     std::vector<std::uint64_t> mine, all(static_cast<std::size_t>(4 * shards));
     for (Index s = first; s < last; ++s) {
-      const Rng::State& st = streams_.streams[static_cast<std::size_t>(s)].state();
+      const Rng::State& st = streams_[s].state();
       mine.insert(mine.end(), st.begin(), st.end());
     }
     comm_.allgatherv(mine.data(), counts, all.data());
     for (Index s = 0; s < shards; ++s) {
       Rng::State st{};
       std::memcpy(st.data(), all.data() + 4 * s, sizeof st);
-      streams_.streams[static_cast<std::size_t>(s)].set_state(st);
+      streams_[s].set_state(st);
     }
   }
 
@@ -264,7 +288,7 @@ class DataParallelTrainer {
   Model& model() { return inner_.model(); }
   Opt& optimizer() { return inner_.optimizer(); }
   /// The number of shards the global batch is split into.
-  Index num_shards() const { return static_cast<Index>(streams_.streams.size()); }
+  Index num_shards() const { return streams_.size(); }
   /// The shards' random streams (every rank's copy; see gather_streams()).
   const ShardStreams& streams() const { return streams_; }
   long long steps_done() const { return inner_.steps_done(); }
