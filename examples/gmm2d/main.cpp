@@ -21,6 +21,7 @@
 #include <flowmatch.hpp>
 
 #include "cli.hpp"
+#include "mpi_job.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
 #include "training.hpp"
@@ -178,18 +179,20 @@ Trained with_optimizer(const Options& opt, F&& f) {
 }
 
 template <class Opt>
-Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt optimizer, bool& interrupted) {
+Trained train(const Options& opt, const fm::examples::Job& job, const std::vector<fm::Index>& hidden, Opt optimizer,
+              bool& interrupted) {
   const fm::GaussianConditionalPath path(fm::GaussianMixture::symmetric_2D(11, 1.0, 10.0), fm::LinearAlpha{},
                                          fm::SquareRootBeta{});
   const auto seed = static_cast<std::uint64_t>(opt.seed);
   Model model(2, hidden, seed);
-  fm::CFMTrainer trainer(path, model, optimizer, seed + 1);
+  // A CFMTrainer, or under mpirun a DataParallelTrainer over every rank (--batch is the global batch).
+  auto trainer = job.make_trainer(path, model, optimizer, seed + 1);
   OptionalEma ema;
   if (opt.ema > 0.0) ema.average.emplace(opt.ema);
   // Every checkpoint holds the trainer (model, optimizer, step count, generator) and the EMA.
   const auto ema_part = fm::state_part("ema", ema);
   if (!opt.resume.empty()) {
-    fm::load_checkpoint(opt.resume, trainer, ema_part);
+    job.load(opt.resume, trainer, ema_part);
     std::printf("gmm2d: resumed from '%s' at step %lld (%s, learning rate %g%s)\n", opt.resume.c_str(),
                 trainer.steps_done(), opt.optimizer.c_str(), optimizer.learning_rate(),
                 ema.average ? ", with EMA" : "");
@@ -200,8 +203,9 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
               opt.lr, opt.warmup > 0 ? (", warm-up " + std::to_string(opt.warmup) + " + cosine").c_str() : "",
               ema.average ? (", EMA " + fm::detail::format_real(opt.ema)).c_str() : "");
   for (auto h : hidden) std::printf("%lld-", static_cast<long long>(h));
-  std::printf("2 (%lld parameters), %d thread(s), seed %lld\n",
-              static_cast<long long>(model.num_parameters()), fm::num_threads(), opt.seed);
+  std::printf("2 (%lld parameters), %d thread(s)%s, seed %lld\n", static_cast<long long>(model.num_parameters()),
+              fm::num_threads(), job.size() > 1 ? (" x " + std::to_string(job.size()) + " MPI ranks").c_str() : "",
+              opt.seed);
 
   std::vector<double> step_seconds;
   step_seconds.reserve(static_cast<std::size_t>(steps_to_run));
@@ -228,19 +232,19 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
       [&](const fm::TrainProgress& p) {
         if (ema.average) ema.average->update(model.parameters());
         if (checkpoints) (*checkpoints)(p);
-        return !stop_requested.load();
+        return !job.any(stop_requested.load());  // every rank stops at the same step
       });
   out.train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
-  interrupted = stop_requested.load();
+  interrupted = job.any(stop_requested.load());
   std::signal(SIGINT, SIG_DFL);
   // The final checkpoint: --save, or on Ctrl-C wherever the periodic ones go (or <out>/interrupted.safetensors).
   std::filesystem::path final_checkpoint;
   if (!opt.save.empty()) {
     final_checkpoint = opt.save;
-    fm::save_checkpoint(final_checkpoint, trainer, ema_part);
+    job.save(final_checkpoint, trainer, ema_part);
   } else if (interrupted) {
     final_checkpoint = checkpoints ? checkpoints->save_now() : out_dir / "interrupted.safetensors";
-    if (!checkpoints) fm::save_checkpoint(final_checkpoint, trainer, ema_part);
+    if (!checkpoints) job.save(final_checkpoint, trainer, ema_part);
   }
   if (!final_checkpoint.empty()) {
     std::printf("checkpoint at step %lld written to %s\n", trainer.steps_done(), final_checkpoint.string().c_str());
@@ -257,11 +261,11 @@ Trained train(const Options& opt, const std::vector<fm::Index>& hidden, Opt opti
   return out;
 }
 
-int run(Options opt) {
+int run(Options opt, const fm::examples::Job& job) {
   using Clock = std::chrono::steady_clock;
   fm::set_num_threads(static_cast<int>(opt.threads));
   const std::filesystem::path out_dir(opt.out);
-  std::filesystem::create_directories(out_dir);
+  if (job.is_root()) std::filesystem::create_directories(out_dir);
 
   // ---------------------------------------------------------------- the reference workload's objects
   const fm::Gaussian p_init = fm::Gaussian::standard(2, 1.0);
@@ -276,8 +280,11 @@ int run(Options opt) {
 
   // ---------------------------------------------------------------- training
   bool interrupted = false;
-  const Trained trained = with_optimizer(opt, [&](auto optimizer) { return train(opt, hidden, std::move(optimizer), interrupted); });
+  const Trained trained =
+      with_optimizer(opt, [&](auto optimizer) { return train(opt, job, hidden, std::move(optimizer), interrupted); });
   if (interrupted) return 130;
+  // Under mpirun, rank 0 alone samples, scores, draws and writes.
+  if (!job.is_root()) return 0;
   const Model& model = trained.model;
   const std::vector<double>& losses = trained.losses;
   const double train_s = trained.train_s, ms_step = trained.ms_step;
@@ -392,9 +399,9 @@ int run(Options opt) {
   std::printf("peak resident memory: %.1f MiB\n", peak_rss);
   std::printf("wrote %s/{samples.csv, losses.csv, target_vs_init.png, conditional_path.png, generated.png}\n",
               out_dir.string().c_str());
-  std::printf("RESULT threads=%d train_s=%.3f ms_step=%.4f sample_s=%.4f final_loss=%.5f "
+  std::printf("RESULT threads=%d ranks=%d train_s=%.3f ms_step=%.4f sample_s=%.4f final_loss=%.5f "
               "mean_log_density=%.4f modes_covered=%lld peak_rss_mb=%.1f\n",
-              fm::num_threads(), train_s, ms_step, sample_s, final_loss, mean_log_density,
+              fm::num_threads(), job.size(), train_s, ms_step, sample_s, final_loss, mean_log_density,
               static_cast<long long>(modes_covered), peak_rss);
   return 0;
 }
@@ -402,7 +409,9 @@ int run(Options opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fm::examples::Job job(argc, argv);  // MPI, when built with it
   Options opt;
+  opt.threads = job.default_threads();
   CLI::App app{"gmm2d: train and sample the reference flow-matching workload (11-mode Gaussian mixture)"};
   fm::examples::add_common_options(app, opt, {.steps = "training steps in all (a resumed run continues up to this count)", .min_steps = 0, .seed = "random seed (model init, training batches, sampling)"});
   app.add_option("--samples", opt.samples, "number of generated samples")->check(fm::examples::at_least(1))->capture_default_str();
@@ -427,5 +436,6 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-dir", opt.checkpoint_dir, "folder of the periodic checkpoints (default: OUT/checkpoints)");
   app.add_option("--checkpoint-keep", opt.checkpoint_keep, "periodic checkpoints kept (the newest)")
       ->check(fm::examples::at_least(1))->capture_default_str();
-  return fm::examples::parse_and_run(app, argc, argv, "gmm2d", [&] { return run(opt); });
+  return fm::examples::parse_and_run(app, argc, argv, "gmm2d",
+                                     [&] { return job.guard("gmm2d", [&] { return run(opt, job); }); });
 }
