@@ -10,6 +10,9 @@
 #   libstb-dev fonts-dejavu-core libcli11-dev pkg-config   the examples (PNG figures, their text, CLI)
 #   libbenchmark-dev    Google Benchmark, the benchmarks (built with the project, not run by the tests)
 #   clang libclang-rt-14-dev   scripts/sanitize.sh: the ASan/UBSan test run and the libFuzzer harnesses
+#   libopenmpi-dev openmpi-bin   Open MPI 4.1: the optional component flowmatch::mpi (data-parallel
+#                       training over MPI ranks, <flowmatch/distributed.hpp>), its tests (run by mpiexec
+#                       on 1-3 ranks) and the examples' mpirun support
 #   zlib1g-dev          the IDX reader <flowmatch/io/idx.hpp> (gzip), its tests and examples/fashion
 #   python3-numpy       tests/io/read_flowmatch.py: proves that numpy alone reads a checkpoint (the
 #                       test skips, saying so loudly, without it)
@@ -30,6 +33,8 @@ FLOWMATCH_APT_PACKAGES=(
   clang
   libclang-rt-14-dev
   zlib1g-dev
+  libopenmpi-dev
+  openmpi-bin
   python3-numpy
   dataset-fashion-mnist
 )
