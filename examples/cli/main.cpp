@@ -42,6 +42,7 @@
 #endif
 
 #include "cli.hpp"
+#include "mpi_job.hpp"
 #include "progress.hpp"
 #include "training.hpp"
 
@@ -53,6 +54,11 @@ namespace {
 using fm::Index;
 using fm::Matrix;
 using fm::Vector;
+
+// The MPI job (examples/common/mpi_job.hpp): one rank without mpirun. Under mpirun, `train` is
+// data-parallel over every rank (--batch is the global batch), `sample` and `loglik` spread their
+// points over the ranks, and rank 0 alone prints and writes.
+const ex::Job* job = nullptr;
 
 // ------------------------------------------------------------------------------------------------
 // Data files.
@@ -367,17 +373,17 @@ int train_model(Model& model, ModelMeta& meta, const TrainOptions& opt, const Ma
 
   const auto run = [&](auto& trainer) -> int {
     if (!opt.resume.empty()) {
-      fm::load_checkpoint(opt.resume, trainer, ema_part);
+      job->load(opt.resume, trainer, ema_part);
       std::printf("flowmatch train: resumed from '%s' at step %lld of %lld\n", opt.resume.c_str(),
                   trainer.steps_done(), meta.total_steps);
     }
     std::printf("flowmatch train: %lld points of dimension %lld%s, MLP %s %s (%lld parameters), %s schedule, %s "
-                "coupling, %s lr %g (warm-up %lld + cosine), EMA %g, batch %lld, %lld steps, %d thread(s), seed %lld\n",
+                "coupling, %s lr %g (warm-up %lld + cosine), EMA %g, batch %lld, %lld steps, %d thread(s) x %d rank(s), seed %lld\n",
                 static_cast<long long>(points.cols()), meta.dim,
                 meta.condition_dim > 0 ? (" + " + std::to_string(meta.condition_dim) + " condition columns").c_str() : "",
                 meta.architecture().c_str(), meta.activation.c_str(), static_cast<long long>(model.num_parameters()),
                 meta.schedule.c_str(), meta.coupling.c_str(), meta.optimizer.c_str(), meta.lr, meta.warmup, meta.ema,
-                meta.batch, meta.total_steps, fm::num_threads(), meta.seed);
+                meta.batch, meta.total_steps, fm::num_threads(), job->size(), meta.seed);
     const long long to_run = std::max(0LL, meta.total_steps - trainer.steps_done());
     ex::ProgressReporter progress(opt.quiet ? (1LL << 60) : 1000);
     stop_requested.store(false);
@@ -387,11 +393,11 @@ int train_model(Model& model, ModelMeta& meta, const TrainOptions& opt, const Ma
         [&](const fm::TrainProgress& p) {
           if (ema.average) ema.average->update(model.parameters());
           if (opt.stop_after > 0 && p.step >= opt.stop_after) stop_requested.store(true);
-          return !stop_requested.load();
+          return !job->any(stop_requested.load());  // every rank stops at the same step
         });
     std::signal(SIGINT, SIG_DFL);
-    fm::save_checkpoint(opt.out, fm::state_part("cli", meta), trainer, ema_part);
-    if (stop_requested.load()) {
+    job->save(opt.out, trainer, fm::state_part("cli", meta), ema_part);
+    if (job->any(stop_requested.load())) {
       std::printf("\nflowmatch train: interrupted at step %lld of %lld; saved to %s\n"
                   "resume with: flowmatch train --data %s --out %s --resume %s\n",
                   trainer.steps_done(), meta.total_steps, opt.out.c_str(), opt.data.c_str(), opt.out.c_str(),
@@ -412,14 +418,14 @@ int train_model(Model& model, ModelMeta& meta, const TrainOptions& opt, const Ma
                                                                                   alpha, beta);
     fm::TrainerOptions to;
     to.condition_dropout = meta.condition_dropout;
-    fm::CFMTrainer trainer(path, model, optimizer, seed + 1, to);
+    auto trainer = job->make_trainer(path, model, optimizer, seed + 1, to);
     return run(trainer);
   } else {
     NamedCoupling coupling;
     if (meta.coupling == "ot") coupling.ot.emplace();
     const fm::GaussianConditionalPath<NamedAlpha, NamedBeta, fm::Empirical, fm::StandardNormal, NamedCoupling> path(
         fm::Empirical(z), alpha, beta, fm::StandardNormal(meta.dim), coupling);
-    fm::CFMTrainer trainer(path, model, optimizer, seed + 1);
+    auto trainer = job->make_trainer(path, model, optimizer, seed + 1);
     return run(trainer);
   }
 }
@@ -528,16 +534,25 @@ int cmd_sample(const SampleOptions& opt) {
   return with_model(m, [&](auto& model) -> int {
     using Model = std::remove_cvref_t<decltype(model)>;
     load_sampling_weights(lm, opt.model, model);
-    if constexpr (fm::TrainableConditionalField<Model>) {
-      Matrix<float> ctx(m.condition_dim, x.cols());
-      for (Index i = 0; i < m.condition_dim; ++i)
-        ctx.row(i).setConstant(static_cast<float>((opt.condition[static_cast<std::size_t>(i)] - m.cond_mean(i)) / m.cond_std(i)));
-      fm::GuidedVectorFieldODE ode(model, ctx, opt.guidance);
-      integrate(ode, x, opt.solver, opt.steps);
-    } else {
-      fm::LearnedVectorFieldODE ode(model);
-      integrate(ode, x, opt.solver, opt.steps);
-    }
+    // Under mpirun the points are spread over the ranks and gathered on rank 0 (with a fixed-step
+    // solver each sample is the one a single process computes; dopri5 adapts its steps to each
+    // rank's part).
+    x = job->map_columns(x, m.dim, [&](const Matrix<float>& part) {
+      Matrix<float> y = part;
+      if (y.cols() == 0) return y;
+      if constexpr (fm::TrainableConditionalField<Model>) {
+        Matrix<float> ctx(m.condition_dim, y.cols());
+        for (Index i = 0; i < m.condition_dim; ++i)
+          ctx.row(i).setConstant(static_cast<float>((opt.condition[static_cast<std::size_t>(i)] - m.cond_mean(i)) / m.cond_std(i)));
+        fm::GuidedVectorFieldODE ode(model, ctx, opt.guidance);
+        integrate(ode, y, opt.solver, opt.steps);
+      } else {
+        fm::LearnedVectorFieldODE ode(model);
+        integrate(ode, y, opt.solver, opt.steps);
+      }
+      return y;
+    });
+    if (!job->is_root()) return 0;
     if (!x.allFinite()) throw fm::NumericalError("the samples contain non-finite values");
     const Matrix<double> out = (x.cast<double>().array().colwise() * m.sd.array()).colwise() + m.mean.array();
     write_points(opt.out, out);
@@ -728,9 +743,11 @@ int cmd_import(const std::string& file, const std::string& out, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) {
+  const ex::Job mpi_job(argc, argv);  // MPI, when built with it
+  job = &mpi_job;
   CLI::App app{"flowmatch: train flow-matching models on CSV or .npy data, sample them, score them"};
   app.require_subcommand(1);
-  const long long cores = std::max(1u, std::thread::hardware_concurrency());
+  const long long cores = mpi_job.default_threads();
 
   TrainOptions topt;
   topt.threads = cores;
@@ -828,9 +845,11 @@ int main(int argc, char** argv) {
   try {
     if (*train) {
       topt.warmup_given = warmup_option->count() > 0;
-      return cmd_train(topt);
+      return mpi_job.guard("flowmatch", [&] { return cmd_train(topt); });
     }
-    if (*sample) return cmd_sample(sopt);
+    if (*sample) return mpi_job.guard("flowmatch", [&] { return cmd_sample(sopt); });
+    // The other commands are rank 0's alone under mpirun.
+    if (!mpi_job.is_root()) return 0;
     if (*loglik) return cmd_loglik(lopt);
     if (*eval) return cmd_eval(eopt);
     if (*info) return cmd_info(info_file);

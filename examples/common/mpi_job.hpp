@@ -64,6 +64,28 @@ class Job {
     return flag;
   }
 
+  /// Rank 0's `value` on every rank (collective; the value itself with one rank): for decisions
+  /// every rank must take alike, such as a time budget read off rank 0's clock.
+  template <class T>
+  T from_root(T value) const {
+#if FLOWMATCH_EXAMPLES_MPI
+    if (size() > 1) comm_.broadcast(&value, 1);
+#endif
+    return value;
+  }
+
+  /// fn(columns) for the columns of rank 0's `x` spread over the ranks, gathered on rank 0
+  /// (distributed::map_columns: `x` matters on rank 0 only; the other ranks get an empty matrix);
+  /// fn(x) with one rank. fn must treat columns independently and keep their number and `rows`.
+  template <class S, class F>
+  Matrix<S> map_columns(const Matrix<S>& x, Index rows, F&& fn) const {
+#if FLOWMATCH_EXAMPLES_MPI
+    if (size() > 1) return distributed::map_columns<S>(comm_, x, rows, std::forward<F>(fn));
+#endif
+    (void)rows;
+    return std::forward<F>(fn)(x);
+  }
+
   /// The trainer: a DataParallelTrainer over every rank (with MPI) or a CFMTrainer.
   template <class Path, class Model, class Opt>
   auto make_trainer(const Path& path, Model& model, Opt& optimizer, std::uint64_t seed, TrainerOptions options = {}) const {

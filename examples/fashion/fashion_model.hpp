@@ -17,6 +17,9 @@
 
 #include <flowmatch.hpp>
 #include <flowmatch/io/idx.hpp>
+#if FLOWMATCH_EXAMPLES_MPI
+#include <flowmatch/distributed.hpp>
+#endif
 
 namespace flowmatch::fashion {
 
@@ -142,7 +145,7 @@ class FashionFlow {
         state_(std::make_shared<ProgressCosineLR::State>()),
         model_(data.dim(), data.num_classes(), mc.hidden, tc.seed, mc.frequencies),
         optimizer_(Adam<float>(tc.lr), ProgressCosineLR{state_, std::max<long long>(1, tc.warmup), tc.final_lr_factor}),
-        trainer_(Path(data, LinearAlpha{}, LinearBeta{}), model_, optimizer_, tc.seed + 1, trainer_options(tc)),
+        trainer_(make_trainer(Path(data, LinearAlpha{}, LinearBeta{}), model_, optimizer_, tc)),
         ema_(tc.ema_decay) {}
   FashionFlow(const FashionFlow&) = delete;
   FashionFlow& operator=(const FashionFlow&) = delete;
@@ -176,13 +179,24 @@ class FashionFlow {
   /// Writes everything to one safetensors file, atomically (io/checkpoint.hpp): the trainer's
   /// parts (the conditional field with its settings under "model", Adam and the schedule's position
   /// under "optimizer", the step counts and generator under "trainer") and the EMA under "ema".
-  void save(const std::filesystem::path& file) { save_checkpoint(file, trainer_, state_part("ema", ema_)); }
+  /// (Built with MPI: collective, rank 0 writes.)
+  void save(const std::filesystem::path& file) {
+#if FLOWMATCH_EXAMPLES_MPI
+    distributed::save_checkpoint(file, trainer_, state_part("ema", ema_));
+#else
+    save_checkpoint(file, trainer_, state_part("ema", ema_));
+#endif
+  }
 
   /// Restores what save() wrote (the architecture must match: CheckpointMismatchError otherwise,
   /// and nothing is changed). In a resumed run the cosine decay runs again over the new budget,
   /// without a second warm-up (Adam's moments are restored).
   void load(const std::filesystem::path& file) {
+#if FLOWMATCH_EXAMPLES_MPI
+    distributed::load_checkpoint(file, trainer_, state_part("ema", ema_));
+#else
     load_checkpoint(file, trainer_, state_part("ema", ema_));
+#endif
     state_->step = config_.warmup;
   }
 
@@ -191,13 +205,24 @@ class FashionFlow {
   std::shared_ptr<ProgressCosineLR::State> state_;
   Model model_;
   Optim optimizer_;
-  CFMTrainer<Path, Model, Optim> trainer_;
+  // Built with MPI (examples/common/mpi_job.hpp), data-parallel over every rank: the batch is the
+  // global batch; with one rank the very CFMTrainer run.
+#if FLOWMATCH_EXAMPLES_MPI
+  using Trainer = distributed::DataParallelTrainer<Path, Model, Optim>;
+#else
+  using Trainer = CFMTrainer<Path, Model, Optim>;
+#endif
+  Trainer trainer_;
   ExponentialMovingAverage<float> ema_;
 
-  static TrainerOptions trainer_options(const TrainConfig& tc) {
+  static Trainer make_trainer(Path path, Model& model, Optim& optimizer, const TrainConfig& tc) {
     TrainerOptions options;
     options.condition_dropout = tc.label_dropout;
-    return options;
+#if FLOWMATCH_EXAMPLES_MPI
+    return Trainer(distributed::Communicator(), std::move(path), model, optimizer, tc.seed + 1, options);
+#else
+    return Trainer(std::move(path), model, optimizer, tc.seed + 1, options);
+#endif
   }
 };
 

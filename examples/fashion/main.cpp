@@ -21,6 +21,7 @@
 
 #include "cli.hpp"
 #include "fashion_model.hpp"
+#include "mpi_job.hpp"
 #include "plot.hpp"
 
 namespace fm = flowmatch;
@@ -195,12 +196,12 @@ std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, cons
   return rows;
 }
 
-int run(const Options& opt) {
+int run(const Options& opt, const fm::examples::Job& job) {
   const auto t_start = Clock::now();
   const auto since_start = [&] { return std::chrono::duration<double>(Clock::now() - t_start).count(); };
   fm::set_num_threads(static_cast<int>(opt.threads));
   const std::filesystem::path out_dir(opt.out);
-  std::filesystem::create_directories(out_dir);
+  if (job.is_root()) std::filesystem::create_directories(out_dir);
   const auto seed = static_cast<std::uint64_t>(opt.seed);
 
   // ---------------------------------------------------------------- data
@@ -252,9 +253,9 @@ int run(const Options& opt) {
   std::printf("fashion: MLP %lld-", static_cast<long long>(flow.model().network().layer_widths().front()));
   for (auto h : mc.hidden) std::printf("%lld-", static_cast<long long>(h));
   std::printf("784 SiLU (%lld parameters; input = 784 pixels + %lld Fourier time features + 10 one-hot labels + t), "
-              "batch %lld, Adam lr %g (warm-up %lld, cosine), label dropout %g, EMA %g, %d thread(s), seed %lld\n",
+              "batch %lld, Adam lr %g (warm-up %lld, cosine), label dropout %g, EMA %g, %d thread(s) x %d rank(s), seed %lld\n",
               static_cast<long long>(flow.num_parameters()), static_cast<long long>(2 * mc.frequencies), opt.batch, opt.lr, tc.warmup,
-              opt.dropout, opt.ema, fm::num_threads(), opt.seed);
+              opt.dropout, opt.ema, fm::num_threads(), job.size(), opt.seed);
 
   // ---------------------------------------------------------------- training
   const bool by_steps = opt.steps > 0;
@@ -273,7 +274,9 @@ int run(const Options& opt) {
   double last_report = 0.0;
   const long long start_step = flow.steps_done();
   for (;;) {
-    const double elapsed = std::chrono::duration<double>(Clock::now() - t_train).count();
+    // Under mpirun every rank takes the same decisions: rank 0's clock sets the budget's progress
+    // (and so the learning rate), and Ctrl-C on any rank stops all of them at the same step.
+    const double elapsed = job.from_root(std::chrono::duration<double>(Clock::now() - t_train).count());
     double progress;
     if (by_steps) {
       if (flow.steps_done() >= target_steps) break;
@@ -282,7 +285,7 @@ int run(const Options& opt) {
       if (elapsed >= budget_s) break;
       progress = elapsed / budget_s;
     }
-    if (stop_requested.load()) break;
+    if (job.any(stop_requested.load())) break;
     const double loss = flow.step(progress);
     loss_sum += loss;
     ++loss_count;
@@ -301,7 +304,7 @@ int run(const Options& opt) {
     }
   }
   const double train_s = std::chrono::duration<double>(Clock::now() - t_train).count();
-  const bool interrupted = stop_requested.load();
+  const bool interrupted = job.any(stop_requested.load());
   std::signal(SIGINT, SIG_DFL);
   const long long steps_run = flow.steps_done() - start_step;
   if (steps_run > 0) {
@@ -318,6 +321,8 @@ int run(const Options& opt) {
       return 130;
     }
   }
+  // Under mpirun, rank 0 alone samples, evaluates and writes the figures.
+  if (!job.is_root()) return 0;
 
   // ---------------------------------------------------------------- sampling: the grids
   const ff::Model sampler = flow.ema_model();
@@ -385,7 +390,9 @@ int run(const Options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fm::examples::Job job(argc, argv);  // MPI, when built with it
   Options opt;
+  opt.threads = job.default_threads();
   CLI::App app{"fashion: class-conditional flow matching on Fashion-MNIST with classifier-free guidance"};
   fm::examples::add_common_options(app, opt,
       {.steps = "train to this total step count instead of for --minutes (0: use --minutes)", .min_steps = 0,
@@ -417,5 +424,6 @@ int main(int argc, char** argv) {
   app.add_option("--classifier-epochs", opt.classifier_epochs, "epochs of the classifier's training")
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_flag("--no-eval", opt.no_eval, "skip the evaluation (classifier accuracy, Frechet distance)");
-  return fm::examples::parse_and_run(app, argc, argv, "fashion", [&] { return run(opt); });
+  return fm::examples::parse_and_run(app, argc, argv, "fashion",
+                                     [&] { return job.guard("fashion", [&] { return run(opt, job); }); });
 }
