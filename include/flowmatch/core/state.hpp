@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <set>
@@ -363,7 +364,9 @@ void load_state_parts(const StateDict& dict, const std::string& source, Parts&&.
      part.save_state(w);
    }, parts),
    ...);
-  std::vector<std::pair<std::string, std::function<void(const StateReader&)>>> loaded;
+  // A list, not a vector: GCC 12 reports a false -Warray-bounds in vector growth here when
+  // load_state_parts is inlined deep into a caller (a collective load of a data-parallel trainer).
+  std::list<std::pair<std::string, std::function<void(const StateReader&)>>> loaded;
   try {
     (detail::for_each_leaf([&](const std::string& name, auto& part) {
        loaded.emplace_back(name, [&part](const StateReader& r) { part.load_state(r); });

@@ -35,22 +35,13 @@ inline StateDict read_checkpoint(const Communicator& comm, const std::filesystem
   return dict;
 }
 
-namespace detail {
-// Out of line on purpose: inlined into the collective lambda, GCC 12 reports a false
-// -Warray-bounds in load_state_parts' std::vector growth.
-template <class... Parts>
-[[gnu::noinline]] void load_bytes(const std::vector<unsigned char>& bytes, const std::string& name, Parts&... parts) {
-  flowmatch::load_checkpoint_bytes(bytes, name, parts...);
-}
-}  // namespace detail
-
 /// Loads `parts` on every rank from `file`, which rank 0 reads (see read_file_on_root). A part
 /// that refuses the file on any rank makes every rank throw (each restores its parts). Collective.
 template <class... Parts>
 void load_checkpoint(const Communicator& comm, const std::filesystem::path& file, Parts&&... parts) {
   const std::vector<unsigned char> bytes = read_file_on_root(comm, file);
   collectively(comm, "loading '" + file.string() + "'",
-               [&] { detail::load_bytes(bytes, file.string(), parts...); });
+               [&] { flowmatch::load_checkpoint_bytes(bytes, file.string(), parts...); });
 }
 
 /// Saves `parts` (replicated on every rank: a model, an EMA) to `file` from rank 0, atomically.
