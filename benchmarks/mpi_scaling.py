@@ -553,7 +553,7 @@ def analyse(data: dict, args) -> tuple[str, dict]:
       "by 5-20% for large messages): " + "; ".join(f"**{k}**: {v['label']} (BW = {v['bandwidth'] / 1e9:.3g} GB/s, "
                                                        f"L = {1e6 * v['latency']:.0f} us)" for k, v in NETWORKS.items()) + ".")
     w("Efficiency with the ring allreduce (the formula above), and in brackets with Rabenseifner's "
-      "(what MPI libraries pick for mid-sized messages on many ranks; it differs only in the latency term). "
+      "(logarithmic in the latency term, as MPI libraries use for small and mid-sized messages; the bandwidth term is the same). "
       "Strong scaling: global batch fixed (seed 1000, fashion 128); weak: B per rank.")
     w("")
     w("| model | scaling | network | " + " | ".join(f"N = {n}: b_N, T ms (allreduce ms), efficiency" for n in PREDICT_RANKS) + " |")
