@@ -128,6 +128,7 @@ struct Trained {
   fm::MLPVectorField<float, fm::SiLU> model;  // the EMA weights with --ema
   std::vector<double> losses;
   double train_s = 0.0, ms_step = 0.0;
+  double checkpoint_loss = 0.0;  // with no step to train: the resumed model's loss on one fresh batch
 };
 
 using Model = fm::MLPVectorField<float, fm::SiLU>;
@@ -198,6 +199,11 @@ Trained train(const Options& opt, const fm::examples::Job& job, const std::vecto
                 ema.average ? ", with EMA" : "");
   }
   const long long steps_to_run = std::max(0LL, opt.steps - trainer.steps_done());
+  if (steps_to_run == 0 && !opt.resume.empty())
+    std::printf("gmm2d: '%s' is already at step %lld (--steps %lld): nothing to train; sampling its model\n",
+                opt.resume.c_str(), trainer.steps_done(), opt.steps);
+  else if (steps_to_run == 0)
+    std::printf("gmm2d: --steps 0: nothing to train; sampling the initial model\n");
 
   std::printf("gmm2d: %lld steps, batch %lld, %s lr %g%s%s, MLP 3-", opt.steps, opt.batch, opt.optimizer.c_str(),
               opt.lr, opt.warmup > 0 ? (", warm-up " + std::to_string(opt.warmup) + " + cosine").c_str() : "",
@@ -221,7 +227,7 @@ Trained train(const Options& opt, const fm::examples::Job& job, const std::vecto
   stop_requested.store(false);
   std::signal(SIGINT, on_sigint);
   const auto t_train = std::chrono::steady_clock::now();
-  Trained out{model, {}, 0.0, 0.0};
+  Trained out{model, {}, 0.0, 0.0, 0.0};
   out.losses = trainer.train(
       steps_to_run, opt.batch,
       [&](const fm::TrainProgress& p) {
@@ -253,6 +259,13 @@ Trained train(const Options& opt, const fm::examples::Job& job, const std::vecto
     std::printf("\ngmm2d: interrupted at step %lld of %lld; continue with --resume %s\n", trainer.steps_done(),
                 opt.steps, final_checkpoint.string().c_str());
     return out;
+  }
+  if (out.losses.empty()) {
+    // Nothing trained: the loss the RESULT line reports is the model's on one fresh batch (its
+    // gradient is computed and dropped: no update), from a generator of its own.
+    fm::Rng eval_rng(seed + 3);
+    if constexpr (requires { trainer.inner(); }) out.checkpoint_loss = trainer.inner().loss_and_gradient(opt.batch, eval_rng);
+    else out.checkpoint_loss = trainer.loss_and_gradient(opt.batch, eval_rng);
   }
   const std::size_t warmup = std::min<std::size_t>(20, step_seconds.size() / 2);
   out.ms_step = 1e3 * median(std::vector<double>(step_seconds.begin() + static_cast<std::ptrdiff_t>(warmup), step_seconds.end()));
@@ -291,7 +304,7 @@ int run(Options opt, const fm::examples::Job& job) {
   double final_loss = 0.0;
   const std::size_t tail = std::min<std::size_t>(100, losses.size());
   for (std::size_t k = losses.size() - tail; k < losses.size(); ++k) final_loss += losses[k] / static_cast<double>(tail);
-  if (losses.empty()) final_loss = std::nan("");
+  if (losses.empty()) final_loss = trained.checkpoint_loss;
 
   // ---------------------------------------------------------------- sampling
   fm::Rng rng(seed + 2);
@@ -390,7 +403,11 @@ int run(Options opt, const fm::examples::Job& job) {
   // ---------------------------------------------------------------- report
   std::printf("training:  %.2f s, median %.3f ms/step\n", train_s, ms_step);
   std::printf("sampling:  %lld samples x %lld Euler steps in %.3f s\n", opt.samples, opt.time_points - 1, sample_s);
-  std::printf("final loss (mean of the last %zu steps): %.4f\n", tail, final_loss);
+  if (losses.empty())
+    std::printf("final loss: no step trained; the model's loss on one fresh batch of %lld: %.4f\n", opt.batch,
+                final_loss);
+  else
+    std::printf("final loss (mean of the last %zu steps): %.4f\n", tail, final_loss);
   std::printf("mean log-density of the samples under p_data: %.4f (fresh samples of p_data: %.4f)\n",
               mean_log_density, reference_log_density);
   std::printf("modes covered (>= 2%% of samples within 3 std): %lld of %lld\n",
@@ -399,9 +416,9 @@ int run(Options opt, const fm::examples::Job& job) {
   std::printf("peak resident memory: %.1f MiB\n", peak_rss);
   std::printf("wrote %s/{samples.csv, losses.csv, target_vs_init.png, conditional_path.png, generated.png}\n",
               out_dir.string().c_str());
-  std::printf("RESULT threads=%d ranks=%d train_s=%.3f ms_step=%.4f sample_s=%.4f final_loss=%.5f "
+  std::printf("RESULT threads=%d ranks=%d steps_trained=%zu train_s=%.3f ms_step=%.4f sample_s=%.4f final_loss=%.5f "
               "mean_log_density=%.4f modes_covered=%lld peak_rss_mb=%.1f\n",
-              fm::num_threads(), job.size(), train_s, ms_step, sample_s, final_loss, mean_log_density,
+              fm::num_threads(), job.size(), losses.size(), train_s, ms_step, sample_s, final_loss, mean_log_density,
               static_cast<long long>(modes_covered), peak_rss);
   return 0;
 }

@@ -53,3 +53,16 @@ foreach(optimizer adam adamw sgd)
   endforeach()
 endforeach()
 message(STATUS "gmm2d resume: ${combinations} combinations byte-identical")
+
+# A checkpoint already at the requested step: nothing is trained, the program says so, and the
+# RESULT line reports steps_trained=0 and the checkpoint's loss on a fresh batch (not nan).
+file(GLOB at20 ${WORK}/adam-w0-ema0/ckpt/gmm2d-*20.safetensors)
+run_gmm2d(none --steps 20 --batch 32 --samples 8 --time-points 2 --trajectories 0 --threads 1
+          --out ${WORK}/none --resume ${at20})
+if(NOT none MATCHES "is already at step 20 \\(--steps 20\\): nothing to train")
+  message(FATAL_ERROR "resuming at the final step does not say that nothing is trained:\n${none}")
+endif()
+if(NOT none MATCHES "RESULT [^\n]*steps_trained=0 " OR none MATCHES "final_loss=nan" OR NOT none MATCHES "final_loss=[0-9]")
+  message(FATAL_ERROR "resuming at the final step: the RESULT line is not meaningful:\n${none}")
+endif()
+message(STATUS "gmm2d resume at the final step: nothing trained, said so, the checkpoint's loss reported")
