@@ -14,7 +14,8 @@ namespace flowmatch::distributed {
 /// Applies `fn` to the columns of `x` spread over the ranks and gathers the results on rank 0:
 /// rank r gets the columns shard_range(x.cols(), r, size) of rank 0's `x` (scattered from rank 0:
 /// on the other ranks `x` is ignored and may be empty) and computes `fn(columns)`, a matrix with
-/// `out_rows` rows and as many columns (any scalar type Out); rank 0 returns the out_rows x x.cols()
+/// `out_rows` rows (out_rows < 0: as many as x has) and as many columns (any scalar type Out);
+/// rank 0 returns the out_rows x x.cols()
 /// matrix of all results in column order, the other ranks an empty one. Each column's result is
 /// what a single process computes for it when fn treats columns independently (as every flowmatch
 /// simulator and likelihood does). Collective.
@@ -23,6 +24,7 @@ Matrix<Out> map_columns(const Communicator& comm, const Matrix<In>& x, Index out
   long long shape[2] = {static_cast<long long>(x.rows()), static_cast<long long>(x.cols())};
   comm.broadcast(shape, 2);
   const Index rows = shape[0], cols = shape[1];
+  if (out_rows < 0) out_rows = rows;
   std::vector<long long> in_counts(static_cast<std::size_t>(comm.size())), out_counts(in_counts.size());
   for (int r = 0; r < comm.size(); ++r) {
     const auto [a, b] = shard_range(cols, r, comm.size());
@@ -66,9 +68,7 @@ Matrix<Out> map_columns(const Communicator& comm, const Matrix<In>& x, Index out
 /// empty matrix). Collective.
 template <class Sim, class S, class DT>
 Matrix<S> simulate_sharded(const Communicator& comm, Sim& simulator, const Matrix<S>& x0, const Eigen::MatrixBase<DT>& ts) {
-  long long rows = x0.rows();
-  comm.broadcast(&rows, 1);
-  return map_columns<S>(comm, x0, static_cast<Index>(rows), [&](const Matrix<S>& mine) {
+  return map_columns<S>(comm, x0, -1, [&](const Matrix<S>& mine) {
     Matrix<S> x = mine;
     if (x.cols() > 0) simulator.simulate_inplace(x, ts);
     return x;
