@@ -62,7 +62,8 @@ namespace flowmatch {
 /// Training times. `Time` (default UniformTime: t ~ U[0, 1) on the 2^-24 grid) is the density of
 /// the t of `sample_training_batch` (path/time_density.hpp; PowerTime skews it toward the data, as
 /// FMPE does for posterior estimation). One draw of it replaces the uniform draw, in the same place
-/// of the random stream.
+/// of the random stream. A WeightedTime density also fills batch.weight with w(t) per sample, and
+/// the trainer weights each sample's loss by it.
 template <AlphaSchedule Alpha, BetaSchedule Beta, SampleableDistribution Data,
           SampleableDistribution Source = StandardNormal, Coupling Coup = IndependentCoupling,
           TimeDensity Time = UniformTime>
@@ -278,11 +279,17 @@ class GaussianConditionalPath {
       source_.sample(rng, batch.x);
       coupling_.pair(rng, batch.x, batch.z);
     }
+    if constexpr (WeightedTimeDensity<Time>) {
+      if (batch.weight.size() != batch.size()) batch.weight.resize(batch.size());  // first batch of a size only
+    } else if (batch.weight.size() != 0) {
+      batch.weight.resize(0);
+    }
     for (Index j = 0; j < batch.size(); ++j) {
       const double tj = time_.sample(rng);
       const double a = alpha_.value(tj), b = beta_.value(tj);
       const double da = alpha_.derivative(tj), db = beta_.derivative(tj);
       batch.t(j) = static_cast<S>(tj);
+      if constexpr (WeightedTimeDensity<Time>) batch.weight(j) = static_cast<S>(time_.weight(tj));
       for (Index i = 0; i < dim(); ++i) {
         const double zi = static_cast<double>(batch.z(i, j));
         double x0;

@@ -21,6 +21,9 @@ struct TrainingBatch {
   Matrix<S> x;     ///< dim x n points on the conditional path
   Matrix<S> u;     ///< dim x n conditional vector field at (x, t) given z
   ConditionBatch<S> condition;  ///< the condition of each sample of z (kind None for plain data)
+  /// Each sample's loss weight w(t), filled by paths whose time density is weighted
+  /// (WeightedTime); empty (size 0) otherwise, and the loss is then the plain mean.
+  RowVector<S> weight;
 
   TrainingBatch() = default;
   TrainingBatch(Index dim, Index n) { resize(dim, n); }

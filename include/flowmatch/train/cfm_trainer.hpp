@@ -22,6 +22,7 @@
 #include "flowmatch/nn/concepts.hpp"
 #include "flowmatch/optim/concepts.hpp"
 #include "flowmatch/path/concepts.hpp"
+#include "flowmatch/path/time_density.hpp"
 #include "flowmatch/path/training_batch.hpp"
 
 namespace flowmatch {
@@ -70,8 +71,13 @@ struct TrainerCounters {
   long long skipped_steps = 0;
   long long clipped_steps = 0;
   long long consecutive_skips = 0;
+  /// The training-time density of the path (its describe(), e.g. "logit_normal(location=0,
+  /// scale=1)"; empty when the path has none). Set by the trainer, not by loading: a checkpoint
+  /// written with another density is refused (a file without it, from before, is accepted).
+  std::string time_density;
 
   void save_state(StateWriter& w) const {
+    if (!time_density.empty()) w.text("time_density", time_density);
     w.integer("steps_done", steps_done);
     w.integer("skipped_steps", skipped_steps);
     w.integer("clipped_steps", clipped_steps);
@@ -81,6 +87,13 @@ struct TrainerCounters {
   /// Checks every count (an integer in [0, steps_done], steps_done >= 0) and the generator's
   /// state (not all zero) before it changes anything; CheckpointMismatchError otherwise.
   void load_state(const StateReader& r) {
+    if (r.has_attribute("time_density")) {
+      const std::string& saved = r.text("time_density");
+      if (!time_density.empty() && saved != time_density)
+        r.fail("was trained with the time density '" + saved + "' ('" + r.prefix() +
+               "time_density'), this trainer draws '" + time_density +
+               "': build the path with the same density to resume");
+    }
     const long long steps = r.integer("steps_done");
     if (steps < 0) r.fail("holds steps_done = " + std::to_string(steps) + " at '" + r.prefix() + "steps_done' (< 0)");
     const auto count = [&](const char* name) {
@@ -208,6 +221,8 @@ class CFMTrainer {
       : path_(std::move(path)), model_(model), optimizer_(optimizer) {
     constexpr const char* where = "flowmatch::CFMTrainer::CFMTrainer";
     counters_.rng.seed(seed);
+    if constexpr (requires(const Path& p) { p.time_density(); })
+      counters_.time_density = detail::describe_time_density(path_.time_density());
     if (static_cast<Index>(path_.dim()) != static_cast<Index>(model_.dim()))
       detail::throw_dimension(where, "model", "dimension", static_cast<long long>(model_.dim()),
                               static_cast<long long>(path_.dim()));
@@ -254,6 +269,7 @@ class CFMTrainer {
     batch_.resize(path_.dim(), batch_size);
     path_.sample_training_batch(rng, batch_);
     if constexpr (kConditional) prepare_condition(rng);
+    if (batch_.weight.size() == batch_size) return weighted_loss();
     if constexpr (kFused) {
       // One fused pass (forward and backward block by block); the parameters are untouched until
       // the optimizer step.
@@ -343,6 +359,25 @@ class CFMTrainer {
   Matrix<Scalar> grad_out_;
   double last_gradient_norm_ = 0.0;
   TrainerOptions options_;
+
+  // The loss with per-sample weights w_j (a WeightedTime density): sum_j w_j |r_j|^2 / (n d) for
+  // the residual r = u_theta - u, by forward_train and backward (the fused pass has no weights).
+  double weighted_loss() {
+    const Index n = batch_.size(), d = path_.dim();
+    if (grad_out_.cols() != n || grad_out_.rows() != d) grad_out_.resize(d, n);
+    grad_out_.noalias() = forward_train() - batch_.u;
+    const double count = static_cast<double>(grad_out_.size());
+    double loss = 0.0;
+    for (Index j = 0; j < n; ++j) {
+      const double w = static_cast<double>(batch_.weight(j));
+      loss += w * static_cast<double>(grad_out_.col(j).squaredNorm());
+      grad_out_.col(j) *= static_cast<Scalar>(2.0 * w / count);
+    }
+    loss /= count;
+    if (!std::isfinite(loss)) return loss;
+    model_.backward(grad_out_, ws_);
+    return loss;
+  }
 
   // The model's loss pass on the batch, with the condition for a conditional model.
   double fused_loss()
