@@ -299,4 +299,22 @@ class WeightedTime {
   std::string name_;
 };
 
+/// Every training time at one point t0 in [0, kMaxTrainingTime] (a point mass: density() is +inf
+/// at t0 and 0 elsewhere). With t0 = 0 and a PairedPath this is one-step distillation: the model
+/// learns u(x0, 0) = x1 - x0 for the pairs (x0, x1), and x0 + u(x0, 0) is a one-step sampler.
+class ConstantTime {
+ public:
+  explicit ConstantTime(double t0 = 0.0) : t0_(t0) {
+    if (!(t0 >= 0.0 && t0 <= kMaxTrainingTime))
+      detail::throw_invalid("flowmatch::ConstantTime::ConstantTime", "t0", t0, "must lie in [0, 1 - 2^-24]");
+  }
+  double time() const { return t0_; }
+  double sample(Rng& /*rng*/) const { return t0_; }
+  double density(double t) const { return t == t0_ ? std::numeric_limits<double>::infinity() : 0.0; }
+  std::string describe() const { return "constant(t=" + detail::describe_number(t0_) + ")"; }
+
+ private:
+  double t0_ = 0.0;
+};
+
 }  // namespace flowmatch
