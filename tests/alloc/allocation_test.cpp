@@ -405,3 +405,47 @@ TEST_CASE("C2ST allocates per fold, never per epoch or minibatch", "[alloc][c2st
     CHECK(seven.total() == two.total());
   }
 }
+
+TEST_CASE("Few-step training: weighted times, paired (reflow) paths and MeanFlow steps allocate nothing after the first",
+          "[alloc][train][meanflow]") {
+  ThreadsGuard guard;
+  const GaussianMixture data = GaussianMixture::symmetric_2D(4, 0.5, 3.0);
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    // A weighted logit-normal density (the forward_train/backward route of the trainer).
+    const auto weight = [](double t) { return 1.0 / (1.0 - t + 0.05); };
+    using Time = WeightedTime<LogitNormalTime, decltype(weight)>;
+    MLPVectorField<float> m1(2, {64, 64}, 1);
+    Adam<float> a1(1e-3);
+    CFMTrainer weighted(GaussianConditionalPath<LinearAlpha, LinearBeta, GaussianMixture, StandardNormal,
+                                                IndependentCoupling, Time>(data, LinearAlpha{}, LinearBeta{},
+                                                                           StandardNormal(2), IndependentCoupling{},
+                                                                           Time(LogitNormalTime(), weight, "w")),
+                        m1, a1, 1);
+    // A paired path (reflow pairs).
+    Rng rng(3);
+    Matrix<double> x0(2, 300), x1(2, 300);
+    Gaussian::standard(2, 1.0).sample(rng, x0);
+    data.sample(rng, x1);
+    MLPVectorField<float> m2(2, {64, 64}, 2);
+    Adam<float> a2(1e-3);
+    CFMTrainer paired(PairedPath<>(PairedCoupling(x0, x1)), m2, a2, 2);
+    // MeanFlow.
+    MeanFlowField<float> m3(2, {64, 64}, 3);
+    Adam<float> a3(1e-3);
+    MeanFlowTrainer mean_flow(data, m3, a3, 3);
+    weighted.step(256);
+    paired.step(256);
+    mean_flow.step(256);
+    for (int k = 0; k < 3; ++k) {
+      const Counts cw = count_allocations([&] { weighted.step(256); });
+      const Counts cp = count_allocations([&] { paired.step(256); });
+      const Counts cm = count_allocations([&] { mean_flow.step(256); });
+      INFO("threads " << threads << ", step " << k + 2 << ": weighted " << cw.total() << ", paired " << cp.total()
+                      << ", MeanFlow " << cm.total());
+      CHECK(cw.total() == 0);
+      CHECK(cp.total() == 0);
+      CHECK(cm.total() == 0);
+    }
+  }
+}
