@@ -56,6 +56,7 @@
 #include "flowmatch/ode/log_likelihood.hpp"
 #include "flowmatch/ode/simulator.hpp"
 #include "flowmatch/ode/stepper_registry.hpp"
+#include "flowmatch/ode/time_grids.hpp"
 #include "flowmatch/optim/adam.hpp"
 #include "flowmatch/optim/adamw.hpp"
 #include "flowmatch/optim/concepts.hpp"
