@@ -54,6 +54,7 @@
 #include "flowmatch/ode/explicit_steppers.hpp"
 #include "flowmatch/ode/learned_vector_field_ode.hpp"
 #include "flowmatch/ode/log_likelihood.hpp"
+#include "flowmatch/ode/multistep.hpp"
 #include "flowmatch/ode/simulator.hpp"
 #include "flowmatch/ode/stepper_registry.hpp"
 #include "flowmatch/ode/time_grids.hpp"

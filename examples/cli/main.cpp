@@ -790,7 +790,7 @@ int main(int argc, char** argv) {
   auto* n_opt = sample->add_option("--n", sopt.n, "number of samples")->check(ex::at_least(1))->capture_default_str();
   sample->add_option("--seed", sopt.seed, "random seed of the noise")->capture_default_str();
   sample->add_option("--x0", sopt.x0, "start from these noise points instead (CSV or .npy)")->excludes(n_opt);
-  sample->add_option("--solver", sopt.solver, "euler, midpoint, heun, rk4 or dopri5")->capture_default_str();
+  sample->add_option("--solver", sopt.solver, fm::stepper_name_list() + " (fixed steps) or dopri5 (adaptive)")->capture_default_str();
   sample->add_option("--steps", sopt.steps, "steps of a fixed-step solver")->check(ex::at_least(1))->capture_default_str();
   sample->add_option("--condition", sopt.condition, "the condition vector (conditional models)");
   sample->add_option("--guidance", sopt.guidance, "classifier-free guidance weight w")->capture_default_str();
@@ -804,7 +804,7 @@ int main(int argc, char** argv) {
   loglik->add_option("--out", lopt.out, "per-point log-likelihoods (CSV or .npy)");
   loglik->add_option("--hutchinson", lopt.hutchinson, "Hutchinson probes (0: exact divergence)")
       ->check(ex::at_least(0))->capture_default_str();
-  loglik->add_option("--solver", lopt.solver, "euler, midpoint, heun or rk4")->capture_default_str();
+  loglik->add_option("--solver", lopt.solver, fm::stepper_name_list())->capture_default_str();
   loglik->add_option("--steps", lopt.steps, "solver steps")->check(ex::at_least(1))->capture_default_str();
   loglik->add_option("--seed", lopt.seed, "seed of the Hutchinson probes")->capture_default_str();
   loglik->add_option("--threads", lopt.threads, "threads")->check(ex::at_least(1))->capture_default_str();

@@ -175,7 +175,7 @@ int run(const Options& opt) {
       a_rms.scatter(xs, ls, plt::tab10(colour), lines ? 3.5 : 5.0, 1.0, lines ? std::string{} : label);
     };
     for (std::size_t k = 0; k < fixed.size(); ++k) add(runs, fixed[k], static_cast<long long>(k), true);
-    add(adaptive, "dopri5", 4, false);
+    add(adaptive, "dopri5", static_cast<long long>(fixed.size()), false);  // a colour no fixed stepper has
     a_w2.line(std::vector<double>{0.0, 8.0}, std::vector<double>{floor_w2, floor_w2}, plt::Color{120, 120, 120}, 1.0, 1.0,
               "target vs target");
     a_w2.set_xlim(-0.2, 8.2).set_ylim(0.0, std::min(top, 8.0) * 1.05).legend(true);

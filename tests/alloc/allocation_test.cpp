@@ -221,7 +221,7 @@ TEST_CASE("EulerSimulator::step and simulate_inplace on a learned vector field a
   }
 }
 
-TEST_CASE("Midpoint Heun RK4 and Dopri5 steps on a learned vector field allocate nothing after the first step",
+TEST_CASE("Midpoint Heun RK4 AB2 AB3 and Dopri5 steps on a learned vector field allocate nothing after the first step",
           "[alloc][ode]") {
   ThreadsGuard guard;
   SeedModel model = seed_model();
@@ -249,6 +249,8 @@ TEST_CASE("Midpoint Heun RK4 and Dopri5 steps on a learned vector field allocate
     check_fixed(MidpointStepper<S>{}, "midpoint");
     check_fixed(HeunStepper<S>{}, "heun");
     check_fixed(RK4Stepper<S>{}, "rk4");
+    check_fixed(AdamsBashforth2Stepper<S>{}, "ab2");  // history rotated by swaps, also across simulate's reset
+    check_fixed(AdamsBashforth3Stepper<S>{}, "ab3");
     Dopri5Stepper<S> dopri(1e-4, 1e-4);
     Matrix<S> x = x0;
     dopri.advance(ode, x, 0.0, 0.5);  // warm-up

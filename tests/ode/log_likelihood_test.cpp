@@ -14,6 +14,7 @@
 #include <flowmatch/nn/mlp_vector_field.hpp>
 #include <flowmatch/ode/explicit_steppers.hpp>
 #include <flowmatch/ode/log_likelihood.hpp>
+#include <flowmatch/ode/multistep.hpp>
 #include <flowmatch/path/gaussian_marginal_field.hpp>
 #include <flowmatch/schedule/linear_alpha.hpp>
 #include <flowmatch/schedule/linear_beta.hpp>
@@ -59,6 +60,8 @@ TEST_CASE("The log-likelihood converges with the order of every fixed-step stepp
   CHECK(rate(max_error<MidpointStepper<double>>(50), max_error<MidpointStepper<double>>(100)) == Approx(2.0).margin(0.3));
   CHECK(rate(max_error<HeunStepper<double>>(50), max_error<HeunStepper<double>>(100)) == Approx(2.0).margin(0.3));
   CHECK(rate(max_error<RK4Stepper<double>>(10), max_error<RK4Stepper<double>>(20)) == Approx(4.0).margin(0.5));
+  CHECK(rate(max_error<AdamsBashforth2Stepper<double>>(50), max_error<AdamsBashforth2Stepper<double>>(100)) == Approx(2.0).margin(0.3));
+  CHECK(rate(max_error<AdamsBashforth3Stepper<double>>(50), max_error<AdamsBashforth3Stepper<double>>(100)) == Approx(3.0).margin(0.3));
 }
 
 TEST_CASE("Hutchinson log-likelihood: exact with Rademacher probes on a diagonal Jacobian, unbiased with Gaussian ones",

@@ -1,6 +1,7 @@
-// The stepper registry (ode/stepper_registry.hpp): every registered name dispatches to the stepper
-// of that name, which converges at its order on a small nonlinear ODE; the names are listed in
-// the registry's order; an unknown name throws InvalidArgument listing the known ones.
+// The stepper registry (ode/stepper_registry.hpp): every registered name (the Runge-Kutta steppers
+// and the multistep AB2 and AB3) dispatches to the stepper of that name, which converges at its
+// order on a small nonlinear ODE; the names are listed in the registry's order; an unknown name
+// throws InvalidArgument listing the known ones.
 
 #include <catch2/catch.hpp>
 
@@ -44,19 +45,23 @@ double error_of(Index steps) {
 
 TEST_CASE("stepper_names lists the fixed-step steppers in the registry's order", "[ode][registry]") {
   const auto names = stepper_names();
-  REQUIRE(names.size() == 4);
+  REQUIRE(names.size() == 6);
   CHECK(names[0] == "euler");
   CHECK(names[1] == "midpoint");
   CHECK(names[2] == "heun");
   CHECK(names[3] == "rk4");
-  CHECK(stepper_name_list() == "euler, midpoint, heun, rk4");
+  CHECK(names[4] == "ab2");
+  CHECK(names[5] == "ab3");
+  CHECK(stepper_name_list() == "euler, midpoint, heun, rk4, ab2, ab3");
+  CHECK(is_stepper_name("ab3"));
   CHECK(is_stepper_name("rk4"));
   CHECK_FALSE(is_stepper_name("dopri5"));  // adaptive: not in the fixed-step list
   static_assert(std::tuple_size_v<FixedSteppers<float>> == stepper_names().size());
 }
 
 TEST_CASE("visit_stepper dispatches each name to its stepper, which converges at its order", "[ode][registry][order]") {
-  const std::vector<std::pair<std::string_view, int>> expected{{"euler", 1}, {"midpoint", 2}, {"heun", 2}, {"rk4", 4}};
+  const std::vector<std::pair<std::string_view, int>> expected{{"euler", 1}, {"midpoint", 2}, {"heun", 2},
+                                                              {"rk4", 4},   {"ab2", 2},      {"ab3", 3}};
   for (const auto& [name, order] : expected) {
     INFO("stepper " << name);
     // The stepper type f is called with: its name, order and scalar.
@@ -79,7 +84,7 @@ TEST_CASE("visit_stepper refuses an unknown name, listing the known ones", "[ode
   auto count = [&]<class St>(std::type_identity<St>) { ++calls; };
   CHECK_THROWS_AS(visit_stepper<float>("rk5", count), InvalidArgument);
   CHECK_THROWS_WITH(visit_stepper<float>("rk5", count),
-                    Catch::Contains("'name' = rk5") && Catch::Contains("euler, midpoint, heun, rk4"));
+                    Catch::Contains("'name' = rk5") && Catch::Contains("euler, midpoint, heun, rk4, ab2, ab3"));
   CHECK_THROWS_AS(visit_stepper<float>("", count), InvalidArgument);
   CHECK_THROWS_AS(visit_stepper<float>("RK4", count), InvalidArgument);  // names are case-sensitive
   CHECK(calls == 0);

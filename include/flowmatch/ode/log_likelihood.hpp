@@ -170,8 +170,9 @@ struct LogLikelihoodResult {
 /// log p_1(x_1) for each column of x1 under the flow of the field behind `div` (an
 /// ExactDivergence or HutchinsonDivergence), started from the known density p0 at t = 0:
 /// integrates the state and the divergence backwards from t = 1 to 0 in `steps` uniform steps of
-/// any fixed-step stepper (Euler, midpoint, Heun, RK4), then adds log p0(x_0). A Hutchinson
-/// estimator gets fresh probes from `rng` (ignored for the exact divergence).
+/// any fixed-step stepper (Euler, midpoint, Heun, RK4, AB2, AB3; a multistep stepper starts with
+/// an empty history), then adds log p0(x_0). A Hutchinson estimator gets fresh probes from `rng`
+/// (ignored for the exact divergence).
 template <class Div, DensityDistribution Base, class DX, class St = RK4Stepper<typename Div::Scalar>>
   requires FixedStepper<St, AugmentedDivergenceODE<Div>>
 LogLikelihoodResult<typename Div::Scalar> log_likelihood(Div& div, const Base& p0, const Eigen::MatrixBase<DX>& x1, Index steps,
@@ -192,6 +193,7 @@ LogLikelihoodResult<typename Div::Scalar> log_likelihood(Div& div, const Base& p
   y.topRows(d) = x1.template cast<S>();
   y.row(d).setZero();
   LogLikelihoodResult<S> r;
+  if constexpr (requires { stepper.reset(); }) stepper.reset();
   for (Index k = steps; k > 0; --k) {
     const double t0 = static_cast<double>(k) / static_cast<double>(steps);
     const double t1 = static_cast<double>(k - 1) / static_cast<double>(steps);

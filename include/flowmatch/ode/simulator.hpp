@@ -16,7 +16,8 @@
 namespace flowmatch {
 
 /// Simulates dx/dt = f(x, t) for the ODE `O` with the stepper `St` (EulerStepper, MidpointStepper,
-/// HeunStepper, RK4Stepper, Dopri5Stepper, or your own satisfying the Stepper concept).
+/// HeunStepper, RK4Stepper, the multistep AdamsBashforth2Stepper and AdamsBashforth3Stepper,
+/// Dopri5Stepper, or your own satisfying the Stepper concept).
 ///
 /// - `simulate_inplace(x, ts)`, `simulate(x0, ts)`, `simulate_with_trajectory(x0, ts)` take a time
 ///   grid `ts` (strictly increasing, finite). A fixed-step stepper makes one step per interval; an
@@ -24,6 +25,8 @@ namespace flowmatch {
 /// - With a fixed-step stepper, `simulate*(x, steps)` and `simulate*(x, t0, t1, steps)` make
 ///   `steps` uniform steps on [0, 1] or [t0, t1] without building a grid.
 /// - `nfe()` is the number of drift evaluations of the last simulation.
+/// - Every simulate* call starts with the stepper's reset() when it has one (a multistep stepper's
+///   history of drifts); advance() and step() continue it.
 ///
 /// Holds a reference to the ODE (which must outlive it) and owns the stepper, whose buffers are
 /// sized on the first step at a batch shape: later steps and simulate_inplace allocate nothing.
@@ -53,7 +56,7 @@ class ODESimulator {
   template <class DX, class DT>
   Index simulate_inplace(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DT>& ts) {
     check_grid(x, ts, "simulate_inplace", "x");
-    nfe_ = 0;
+    start_simulation();
     for (Index k = 0; k + 1 < ts.size(); ++k)
       nfe_ += stepper_.advance(ode_, x, static_cast<double>(ts(k)), static_cast<double>(ts(k + 1)));
     return nfe_;
@@ -64,7 +67,7 @@ class ODESimulator {
     requires FixedStepper<St, O>
   Index simulate_inplace(const Eigen::MatrixBase<DX>& x, double t0, double t1, Index steps) {
     check_steps(x, t0, t1, steps, "simulate_inplace", "x");
-    nfe_ = 0;
+    start_simulation();
     for (Index k = 0; k < steps; ++k) nfe_ += stepper_.advance(ode_, x, uniform_time(t0, t1, steps, k), uniform_time(t0, t1, steps, k + 1));
     return nfe_;
   }
@@ -108,7 +111,7 @@ class ODESimulator {
     std::vector<Matrix<Scalar>> traj;
     traj.reserve(static_cast<std::size_t>(ts.size()));
     traj.push_back(x0.template cast<Scalar>());
-    nfe_ = 0;
+    start_simulation();
     for (Index k = 0; k + 1 < ts.size(); ++k) {
       traj.push_back(traj.back());
       nfe_ += stepper_.advance(ode_, traj.back(), static_cast<double>(ts(k)), static_cast<double>(ts(k + 1)));
@@ -125,7 +128,7 @@ class ODESimulator {
     std::vector<Matrix<Scalar>> traj;
     traj.reserve(static_cast<std::size_t>(steps + 1));
     traj.push_back(x0.template cast<Scalar>());
-    nfe_ = 0;
+    start_simulation();
     for (Index k = 0; k < steps; ++k) {
       traj.push_back(traj.back());
       nfe_ += stepper_.advance(ode_, traj.back(), uniform_time(t0, t1, steps, k), uniform_time(t0, t1, steps, k + 1));
@@ -152,6 +155,13 @@ class ODESimulator {
 
  private:
   const char* class_name() const { return class_name_; }
+
+  // A simulation starts clean: no NFE yet, and a stepper with a history (Adams-Bashforth) forgets
+  // the last simulation's drifts, even when this one starts at the time where that one ended.
+  void start_simulation() {
+    nfe_ = 0;
+    if constexpr (requires { stepper_.reset(); }) stepper_.reset();
+  }
 
   static double uniform_time(double t0, double t1, Index steps, Index k) {
     if (k == steps) return t1;

@@ -1,9 +1,11 @@
 #pragma once
 /// \file
 /// The fixed-step steppers by name, for examples and tools that take a solver on the command line:
-/// one compile-time list, FixedSteppers<S>. A new fixed-step stepper is its header (a class with
-/// `static constexpr std::string_view name`, `order` and `stages`, see explicit_steppers.hpp) plus
-/// one line in that list; stepper_names(), visit_stepper() and every `--solver` option follow.
+/// one compile-time list, FixedSteppers<S>: the Runge-Kutta steppers, then the multistep AB2 and
+/// AB3 (one drift evaluation a step, St::stages == 1). A new fixed-step stepper is its header (a
+/// class with `static constexpr std::string_view name`, `order` and `stages`, see
+/// explicit_steppers.hpp) plus one line in that list; stepper_names(), visit_stepper() and every
+/// `--solver` option follow.
 ///
 ///   flowmatch::visit_stepper<float>(opt.solver, [&]<class St>(std::type_identity<St>) {
 ///     flowmatch::ODESimulator<ODE, St>(ode).simulate_inplace(x, 0.0, 1.0, nfe / St::stages);
@@ -19,14 +21,16 @@
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/ode/explicit_steppers.hpp"
+#include "flowmatch/ode/multistep.hpp"
 
 namespace flowmatch {
 
 /// Every fixed-step stepper with scalar S, in the order stepper_names() lists them.
 template <Real S>
-using FixedSteppers = std::tuple<EulerStepper<S>, MidpointStepper<S>, HeunStepper<S>, RK4Stepper<S>>;
+using FixedSteppers = std::tuple<EulerStepper<S>, MidpointStepper<S>, HeunStepper<S>, RK4Stepper<S>,
+                                 AdamsBashforth2Stepper<S>, AdamsBashforth3Stepper<S>>;
 
-/// The names of FixedSteppers, in its order: {"euler", "midpoint", "heun", "rk4"}.
+/// The names of FixedSteppers, in its order: {"euler", "midpoint", "heun", "rk4", "ab2", "ab3"}.
 constexpr auto stepper_names() {
   return []<class... St>(std::type_identity<std::tuple<St...>>) {
     return std::array<std::string_view, sizeof...(St)>{St::name...};
