@@ -2,7 +2,7 @@
 // AB2 and AB3 at 2, 4, 8 and 16 NFE, on the uniform grid, SD3-shifted grids and the EDM grid.
 //
 //   build/benchmarks/flowmatch_few_step [--steps 5000] [--samples 1000] [--seed 0] [--threads 1]
-//                                       [--shifts 1.5,3,0.5]
+//                                       [--shifts 1.5,3,0.5] [--profile 1]
 //
 // Trains the reference model once (11-mode Gaussian mixture, alpha_t = t, beta_t = sqrt(1 - t),
 // MLP [x, t] -> 1024 -> 16 -> 2 with SiLU, Adam 1e-3, batch 1000, as examples/solvers does), then
@@ -14,6 +14,10 @@
 //   independent target sets (the sampling-noise floor).
 // A solver with s stages makes NFE / s steps; a grid of n steps is uniform_time_grid(n),
 // shifted_time_grid(n, s) or edm_time_grid(n) (ode/time_grids.hpp).
+// --profile 1 also prints where the flow is hard: RMS |u| and RMS |du/dt| (the total derivative
+// along the converged paths) on 20 intervals of [0, 1], and how each solver's error grows along
+// the way at 4 and 8 NFE on the uniform and s = 3 grids (RMS distance to the converged state at
+// each grid point).
 
 #include <chrono>
 #include <cmath>
@@ -37,7 +41,7 @@ using Model = fm::MLPVectorField<float, fm::SiLU>;
 using ODE = fm::LearnedVectorFieldODE<Model>;
 
 struct Options {
-  long long steps = 5000, samples = 1000, seed = 0, threads = 1;
+  long long steps = 5000, samples = 1000, seed = 0, threads = 1, profile = 0;
   std::vector<double> shifts{1.5, 3.0, 0.5};  ///< SD3 shifts s: > 1 more steps near noise (t = 0), < 1 near data
 };
 
@@ -51,13 +55,14 @@ Options parse(int argc, char** argv) {
     else if (key == "--samples") o.samples = std::stoll(value);
     else if (key == "--seed") o.seed = std::stoll(value);
     else if (key == "--threads") o.threads = std::stoll(value);
+    else if (key == "--profile") o.profile = std::stoll(value);
     else if (key == "--shifts") {
       o.shifts.clear();
       std::stringstream ss(value);
       for (std::string item; std::getline(ss, item, ',');) o.shifts.push_back(std::stod(item));
     } else {
       throw fm::InvalidArgument("few_step: unknown option " + std::string(key) +
-                                " (known: --steps, --samples, --seed, --threads, --shifts)");
+                                " (known: --steps, --samples, --seed, --threads, --shifts, --profile)");
     }
   }
   if (o.steps < 0 || o.samples < 2 || o.threads < 1) throw fm::InvalidArgument("few_step: bad --steps, --samples or --threads");
@@ -90,6 +95,64 @@ Score run(ODE& ode, const fm::Matrix<float>& x0, const fm::Vector<double>& ts, c
   sim.simulate_inplace(x, ts);
   if (!x.allFinite()) return {};
   return {rms_distance(x, reference), fm::wasserstein2(x, target)};
+}
+
+double rms_distance(const fm::Matrix<float>& a, const fm::Matrix<float>& b) {
+  return std::sqrt((a - b).cast<double>().colwise().squaredNorm().mean());
+}
+
+// Prints one table row: St's RMS distance to the converged states `ref` (at the points of `ts`)
+// at each point of its own grid (NFE / stages steps, the same shift), "-" where it has none.
+template <class St>
+void error_row(ODE& ode, const fm::Matrix<float>& x0, const std::vector<fm::Matrix<float>>& ref, const fm::Vector<double>& ts,
+               long long nfe, double shift) {
+  const fm::Vector<double> own = fm::shifted_time_grid(nfe / St::stages, shift);
+  fm::ODESimulator<ODE, St> sim(ode);
+  const std::vector<fm::Matrix<float>> traj = sim.simulate_with_trajectory(x0, own);
+  std::printf("| %s |", std::string(St::name).c_str());
+  for (fm::Index k = 1; k < ts.size(); ++k) {
+    fm::Index j = 1;
+    while (j < own.size() && std::abs(own(j) - ts(k)) > 1e-12) ++j;
+    if (j == own.size()) std::printf(" - |");
+    else std::printf(" %.3f |", rms_distance(traj[static_cast<std::size_t>(j)], ref[static_cast<std::size_t>(k)]));
+  }
+  std::printf("\n");
+}
+
+void profile(ODE& ode, const fm::Matrix<float>& x0) {
+  const fm::Index n = x0.cols();
+  fm::Matrix<float> x = x0, u0(2, n), u1(2, n);
+  fm::Dopri5Stepper<float> dopri(1e-7, 1e-7);
+  std::printf("\nAlong the converged paths (dopri5, 1e-7): RMS |u| at the start of each interval, RMS |du/dt| over it\n\n");
+  std::printf("| t | RMS abs(u) | RMS abs(du/dt) |\n|---|---:|---:|\n");
+  for (int k = 0; k < 20; ++k) {
+    const double a = k / 20.0, b = (k + 1) / 20.0;
+    ode.drift(x, a, u0);
+    dopri.advance(ode, x, a, b);
+    ode.drift(x, b, u1);
+    std::printf("| %.2f-%.2f | %.2f | %.2f |\n", a, b, std::sqrt(u0.cast<double>().colwise().squaredNorm().mean()),
+                rms_distance(u1, u0) / (b - a));
+  }
+  for (const long long nfe : {4LL, 8LL})
+    for (const double s : {1.0, 3.0}) {
+      const fm::Vector<double> ts = fm::shifted_time_grid(nfe, s);
+      std::vector<fm::Matrix<float>> ref{x0};
+      for (fm::Index k = 0; k + 1 < ts.size(); ++k) {
+        fm::Matrix<float> y = ref.back();
+        dopri.advance(ode, y, ts(k), ts(k + 1));
+        ref.push_back(y);
+      }
+      std::printf("\n%lld NFE, shift %g: RMS distance to the converged state along the way, at t =\n\n| |", nfe, s);
+      for (fm::Index k = 1; k < ts.size(); ++k) std::printf(" %.3f |", ts(k));
+      std::printf("\n|---|");
+      for (fm::Index k = 1; k < ts.size(); ++k) std::printf("---:|");
+      std::printf("\n");
+      error_row<fm::EulerStepper<float>>(ode, x0, ref, ts, nfe, s);
+      error_row<fm::MidpointStepper<float>>(ode, x0, ref, ts, nfe, s);
+      error_row<fm::HeunStepper<float>>(ode, x0, ref, ts, nfe, s);
+      error_row<fm::AdamsBashforth2Stepper<float>>(ode, x0, ref, ts, nfe, s);
+      error_row<fm::AdamsBashforth3Stepper<float>>(ode, x0, ref, ts, nfe, s);
+    }
 }
 
 int run_all(const Options& opt) {
@@ -151,6 +214,7 @@ int run_all(const Options& opt) {
       std::fflush(stdout);
     }
   }
+  if (opt.profile != 0) profile(ode, x0);
   return 0;
 }
 
