@@ -38,7 +38,9 @@ concept Stepper = ODE<O> && std::same_as<typename St::Scalar, typename O::Scalar
                     { s.advance(o, x, t0, t1) } -> std::convertible_to<Index>;
                   };
 
-/// A Stepper that makes one step of a fixed method per advance() call (Euler, midpoint, Heun, RK4).
+/// A Stepper that makes one step of a fixed method per advance() call (Euler, midpoint, Heun, RK4;
+/// the multistep AB2 and AB3, which also reuse the drifts of the steps before when a call continues
+/// the last one, and provide reset()).
 template <class St, class O>
 concept FixedStepper = Stepper<St, O> && !St::adaptive && requires {
   { St::order } -> std::convertible_to<int>;
