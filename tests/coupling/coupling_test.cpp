@@ -58,8 +58,11 @@ bool same_columns(const Matrix<double>& got, const Matrix<double>& ref) {
 
 TEST_CASE("Minibatch OT pairing is a permutation with lower cost than random pairing", "[coupling]") {
   Rng rng(21);
-  for (MinibatchOTCoupling::Method method : {MinibatchOTCoupling::Method::exact, MinibatchOTCoupling::Method::sinkhorn}) {
+  constexpr Index n_max = 256;
+  using M = MinibatchOTCoupling::Method;
+  for (M method : {M::exact, M::sinkhorn, M::auction}) {
     const MinibatchOTCoupling ot(0.05, 1024, method);
+    const bool optimal = ot.uses_exact(n_max) || method == M::auction;
     for (Index n : {1, 2, 17, 256}) {
       INFO("n = " << n << ", exact = " << ot.uses_exact(n));
       Matrix<double> x0(2, n), x1(2, n);
@@ -73,8 +76,25 @@ TEST_CASE("Minibatch OT pairing is a permutation with lower cost than random pai
       CHECK(ot_cost <= random_cost + 1e-12);
       // Measured at n = 256 (seeds 21): exact 0.02-0.05 of the random cost; Sinkhorn with
       // reg = 0.05 x max cost blurs the plan: 0.39-0.54.
-      if (n == 256) CHECK(ot_cost < (ot.uses_exact(n) ? 0.1 : 0.7) * random_cost);
+      if (n == 256) CHECK(ot_cost < (optimal ? 0.1 : 0.7) * random_cost);
     }
+  }
+}
+
+TEST_CASE("Auction OT pairing is the exact pairing on continuous data", "[coupling][auction]") {
+  Rng rng(31);
+  const MinibatchOTCoupling exact(0.05, 1024, MinibatchOTCoupling::Method::exact);
+  const MinibatchOTCoupling auction(0.05, 1024, MinibatchOTCoupling::Method::auction);
+  CHECK_FALSE(auction.uses_exact(8));
+  for (Index n : {1, 5, 200}) {
+    Matrix<double> x0(2, n), x1(2, n);
+    rng.fill_normal(x0);
+    rng.fill_normal(x1);
+    x1 *= 2.0;
+    Matrix<double> a = x1, b = x1;
+    exact.pair(rng, x0, a);
+    auction.pair(rng, x0, b);
+    CHECK(a == b);
   }
 }
 

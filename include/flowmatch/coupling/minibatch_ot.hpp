@@ -11,6 +11,7 @@
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/core/types.hpp"
 #include "flowmatch/ot/assignment.hpp"
+#include "flowmatch/ot/auction.hpp"
 #include "flowmatch/ot/sinkhorn.hpp"
 
 namespace flowmatch {
@@ -24,13 +25,16 @@ namespace flowmatch {
 /// - larger batches: the entropic plan (sinkhorn(), regularisation `reg` times the batch's
 ///   largest cost, as torchcfm normalises the cost by its maximum), rounded to a one-to-one
 ///   pairing by pairing_from_plan().
+/// - Method::auction, at any size: the assignment by the auction algorithm (AuctionAssignmentSolver:
+///   within 1e-7 of the cost range of the optimum, the optimal permutation itself on continuous
+///   data, about 10x faster than the exact solver at a batch of 512 on 2-D data).
 /// Either way the result is a permutation of the data batch: every sample is used exactly once
 /// (torchcfm's sampler, which draws pairs from the plan with replacement, duplicates some).
 /// Buffers live in the coupling (mutable): one coupling object per thread; after the first call
 /// at a batch size, pair() allocates nothing.
 class MinibatchOTCoupling {
  public:
-  enum class Method { automatic, exact, sinkhorn };
+  enum class Method { automatic, exact, sinkhorn, auction };
 
   /// reg: finite and > 0 (relative to the largest squared distance of the batch); exact_max_batch
   /// >= 1. Throws InvalidArgument otherwise.
@@ -81,7 +85,9 @@ class MinibatchOTCoupling {
         ws_.cost(i, j) = c;
         max_cost = std::max(max_cost, c);
       }
-    if (uses_exact(n)) {
+    if (method_ == Method::auction) {
+      ws_.auction.solve(ws_.cost, row_to_col);
+    } else if (uses_exact(n)) {
       ws_.assignment.solve(ws_.cost, row_to_col);
     } else {
       sinkhorn(ws_.cost, reg_ * (max_cost > 0.0 ? max_cost : 1.0), ws_.plan, ws_.sinkhorn);
@@ -114,6 +120,7 @@ class MinibatchOTCoupling {
     RowMajorMatrix<double> cost;
     Matrix<double> plan;
     AssignmentSolver assignment;
+    AuctionAssignmentSolver auction;
     SinkhornWorkspace sinkhorn;
     PlanPairingWorkspace pairing;
     std::vector<Index> row_to_col;

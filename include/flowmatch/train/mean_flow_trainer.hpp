@@ -52,7 +52,11 @@ struct MeanFlowOptions {
   /// Fraction of samples with r != t, in [0, 1] (the rest train U(x, t, t) = v: flow matching).
   double interval_fraction = 0.25;
   /// Adaptive loss weight power p >= 0 (w = 1 / (|Delta|^2 + c)^p; 0: plain squared error).
-  double adaptive_power = 1.0;
+  /// The paper's p = 1 (its images) down-weights the samples with large residuals, which turns the
+  /// regression towards a median: on N -> moons (SELU 64x3, 5000 steps) p = 0 gave one-step W2
+  /// 0.356, p = 0.5 0.456, and p = 1 0.437 even after 20000 steps, with a biased instantaneous
+  /// velocity (Euler-100 of U(x, t, t): 0.786 at p = 1, 0.281 at p = 0). Default: 0.
+  double adaptive_power = 0.0;
   /// Its c > 0.
   double adaptive_epsilon = 1e-3;
 };
