@@ -26,8 +26,8 @@ namespace flowmatch {
 ///   largest cost, as torchcfm normalises the cost by its maximum), rounded to a one-to-one
 ///   pairing by pairing_from_plan().
 /// - Method::auction, at any size: the assignment by the auction algorithm (AuctionAssignmentSolver:
-///   within 1e-7 of the cost range of the optimum, the optimal permutation itself on continuous
-///   data, about 10x faster than the exact solver at a batch of 512 on 2-D data).
+///   within 1e-7 of the cost range of the optimum, in practice the optimal permutation up to near
+///   ties, about 11x faster than the exact solver at a batch of 512 on 2-D data).
 /// Either way the result is a permutation of the data batch: every sample is used exactly once
 /// (torchcfm's sampler, which draws pairs from the plan with replacement, duplicates some).
 /// Buffers live in the coupling (mutable): one coupling object per thread; after the first call

@@ -2,8 +2,8 @@
 /// \file
 /// Near-optimal linear assignment by Bertsekas' auction algorithm with epsilon-scaling: the
 /// fast solver for the per-batch optimal-transport coupling of OT-CFM, where AssignmentSolver's
-/// shortest augmenting paths cost O(n^3) on the geometric costs of a training batch (about 89 ms
-/// at n = 512 on 2-D data, where this takes a few milliseconds: benchmarks/ot_assignment.cpp).
+/// shortest augmenting paths cost O(n^3) on the geometric costs of a training batch (about 90 ms
+/// at n = 512 on 2-D data, where this takes about 8 ms: benchmarks/ot_assignment.cpp).
 
 #include <algorithm>
 #include <cmath>
