@@ -260,8 +260,17 @@ inline IdxArray read_idx_impl(const std::filesystem::path& file, long long max_i
   const Index item = a.item_size();
   a.items_read = max_items >= 0 && max_items < count ? static_cast<Index>(max_items) : count;
   const auto wanted = static_cast<std::size_t>(a.items_read) * static_cast<std::size_t>(item);
-  a.data.resize(wanted);
-  const std::size_t got_data = in.read(a.data.data(), wanted, "the elements");
+  // The declared size is a claim, not a size to allocate: the buffer grows with the bytes that
+  // actually arrive (1 MiB, then doubling), so a short file declaring gigabytes costs at most
+  // about three times what it holds (old and new buffer during a growth) plus 1 MiB.
+  std::size_t got_data = 0;
+  for (std::size_t next = std::min<std::size_t>(wanted, std::size_t{1} << 20);; next = std::min(wanted, 2 * next)) {
+    a.data.resize(next);
+    const std::size_t got = in.read(a.data.data() + got_data, next - got_data, "the elements");
+    got_data += got;
+    if (got_data < next || next == wanted) break;
+  }
+  a.data.resize(got_data);
   if (got_data < wanted)
     throw IdxTruncatedError(where, file,
                             "the header declares " + dims_string(a.dims) + " = " +
