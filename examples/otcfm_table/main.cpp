@@ -61,7 +61,7 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   long long seeds = 5, first_seed = 42, epochs = 1000, val_every = 10, batch = 512, threads = 1;
   long long pairs = 10000, reflow_steps = 20000, meanflow_steps = 20000;
-  double sigma = 0.1;
+  double sigma = 0.1, meanflow_power = 0.0;
   std::vector<std::string> tasks{"moons", "scurve", "gaussians", "twodim"};
   std::vector<std::string> methods{"data", "otcfm", "icfm"};
   bool extras = true, meanflow = true;
@@ -312,12 +312,37 @@ std::vector<fm::Matrix<double>> euler_trajectory(const Model& model, const fm::M
   return out;
 }
 
+/// MeanFlow: a model of the average velocity, trained from scratch on the same data (tasks from
+/// N(0, I) only), sampled in 1 and 2 steps.
+void run_meanflow(RunContext& ctx, const Task& task, long long seed, const TestSet& test) {
+  const Options& opt = ctx.opt;
+  const auto tm = Clock::now();
+  fm::Rng mf_init(static_cast<std::uint64_t>(seed) + 6000u);
+  fm::MeanFlowField<float, fm::SELU> mf(2, {64, 64, 64}, mf_init);
+  fm::AdamW<float> a(1e-3, 1e-5);
+  fm::MeanFlowOptions mo;
+  mo.adaptive_power = opt.meanflow_power;
+  fm::MeanFlowTrainer mtr(fm::Empirical(task.train), mf, a, static_cast<std::uint64_t>(seed) + 7000u, mo);
+  for (long long k = 0; k < opt.meanflow_steps; ++k) mtr.step(static_cast<fm::Index>(opt.batch));
+  std::fprintf(stderr, "[%s meanflow seed %lld] %.0f s\n", task.name.c_str(), seed, seconds_since(tm));
+  const std::string name = opt.meanflow_power == 0.0 ? "meanflow" : "meanflow-p" + fm::detail::to_string_value(opt.meanflow_power);
+  for (long long nfe : {1, 2}) {
+    fm::Matrix<float> x = test.x0.cast<float>();
+    fm::mean_flow_sample(mf, x, static_cast<fm::Index>(nfe));
+    report(ctx, task, seed, name, nfe, x.cast<double>(), test.target, -1, nfe == 1);
+  }
+}
+
 void run_task_seed(RunContext& ctx, const Task& task, long long seed) {
   const Options& opt = ctx.opt;
   const TestSet test = test_set(task, seed);
   write_csv(ctx.out / (task.name + "_target_seed" + std::to_string(seed) + ".csv"), test.target);
   const double w2_source = fm::wasserstein2(test.x0, test.target);
   for (const std::string& method : opt.methods) {
+    if (method == "meanflow") {
+      if (task.gaussian_source) run_meanflow(ctx, task, seed, test);
+      continue;
+    }
     if (method == "data") {  // a perfect model: fresh points from the data's own law
       fm::Rng rng(static_cast<std::uint64_t>(seed) * 104729u + 5u);
       report(ctx, task, seed, "data", 0, task.draw(test.target.cols(), rng), test.target, -1, false);
@@ -376,21 +401,7 @@ void run_task_seed(RunContext& ctx, const Task& task, long long seed) {
       ctx.straight.push_back(std::move(s));
     }
 
-    // MeanFlow: a model of the average velocity, trained from scratch on the same data.
-    if (opt.meanflow && task.gaussian_source) {
-      const auto tm = Clock::now();
-      fm::Rng mf_init(static_cast<std::uint64_t>(seed) + 6000u);
-      fm::MeanFlowField<float, fm::SELU> mf(2, {64, 64, 64}, mf_init);
-      fm::AdamW<float> a(1e-3, 1e-5);
-      fm::MeanFlowTrainer mtr(fm::Empirical(task.train), mf, a, static_cast<std::uint64_t>(seed) + 7000u);
-      for (long long k = 0; k < opt.meanflow_steps; ++k) mtr.step(static_cast<fm::Index>(opt.batch));
-      std::fprintf(stderr, "[%s meanflow seed %lld] %.0f s\n", task.name.c_str(), seed, seconds_since(tm));
-      for (long long nfe : {1, 2}) {
-        fm::Matrix<float> x = test.x0.cast<float>();
-        fm::mean_flow_sample(mf, x, static_cast<fm::Index>(nfe));
-        report(ctx, task, seed, "meanflow", nfe, x.cast<double>(), test.target, -1, nfe == 1);
-      }
-    }
+    if (opt.meanflow && task.gaussian_source) run_meanflow(ctx, task, seed, test);
   }
 }
 
@@ -576,8 +587,8 @@ int run(const Options& opt) {
   fm::set_num_threads(static_cast<int>(opt.threads));
   if (!opt.summarize.empty()) return summarize(opt);
   for (const auto& m : opt.methods)
-    if (m != "otcfm" && m != "icfm" && m != "data")
-      throw fm::InvalidArgument("otcfm_table: unknown method '" + m + "' (known: otcfm, icfm, data)");
+    if (m != "otcfm" && m != "icfm" && m != "data" && m != "meanflow")
+      throw fm::InvalidArgument("otcfm_table: unknown method '" + m + "' (known: otcfm, icfm, data, meanflow)");
   std::filesystem::create_directories(opt.out);
   RunContext ctx{opt, opt.out, {}, {}};
   std::vector<Task> tasks;
@@ -603,7 +614,9 @@ int main(int argc, char** argv) {
   app.add_option("--seeds", opt.seeds, "training seeds (the paper: 5)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--first-seed", opt.first_seed, "the first seed (torchcfm: 42..46)")->capture_default_str();
   app.add_option("--tasks", opt.tasks, "tasks: moons, scurve, gaussians, twodim")->delimiter(',')->capture_default_str();
-  app.add_option("--methods", opt.methods, "methods: otcfm, icfm, data (fresh draws from the data's law: a perfect model)")->delimiter(',')->capture_default_str();
+  app.add_option("--methods", opt.methods,
+                 "methods: otcfm (with our rows unless --extras false), icfm, data (fresh draws from the data's law: a "
+                 "perfect model), meanflow (alone)")->delimiter(',')->capture_default_str();
   app.add_option("--epochs", opt.epochs, "training epochs (torchcfm: 1000)")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--val-every", opt.val_every, "epochs between validations")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--batch", opt.batch, "batch size")->check(fm::examples::at_least(2))->capture_default_str();
@@ -612,7 +625,9 @@ int main(int argc, char** argv) {
   app.add_option("--reflow-steps", opt.reflow_steps, "training steps of the reflow and distilled models")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--meanflow-steps", opt.meanflow_steps, "training steps of the MeanFlow model")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--extras", opt.extras, "our few-step rows (multistep, reflow, distillation, MeanFlow)")->capture_default_str();
-  app.add_option("--meanflow", opt.meanflow, "the MeanFlow row")->capture_default_str();
+  app.add_option("--meanflow", opt.meanflow, "the MeanFlow row with otcfm's extras")->capture_default_str();
+  app.add_option("--meanflow-power", opt.meanflow_power, "MeanFlow's adaptive loss weight power p (the paper: 1)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--threads", opt.threads, "threads")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--out", opt.out, "output folder")->capture_default_str();
   app.add_option("--summarize", opt.summarize, "print the table from the RUN lines of these logs instead of training");
