@@ -4,9 +4,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdint>
@@ -19,6 +16,7 @@
 #include <flowmatch/io/idx.hpp>
 
 #include "support/errors.hpp"
+#include "support/memory_limit.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace flowmatch;
@@ -164,14 +162,6 @@ TEST_CASE("IDX: zero and absurd dimensions are refused before anything is alloca
   }
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FLOWMATCH_TEST_UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define FLOWMATCH_TEST_UNDER_SANITIZER 1
-#endif
-#endif
-
 TEST_CASE("IDX: a short file declaring 2 GiB fails as truncated within 256 MB of address space", "[io][idx][memory]") {
 #ifdef FLOWMATCH_TEST_UNDER_SANITIZER
   WARN("skipped under a sanitizer: its shadow memory needs more address space than the limit this test sets");
@@ -181,36 +171,10 @@ TEST_CASE("IDX: a short file declaring 2 GiB fails as truncated within 256 MB of
   // encoding is read in a child process whose address space is capped at the parent's current
   // size + 256 MB: an allocation of the declared size fails there (bad_alloc, or a kill).
   test::TempDir dir("idx");
-  long page = sysconf(_SC_PAGESIZE);
-  std::ifstream statm("/proc/self/statm");
-  long long pages = 0;
-  statm >> pages;
-  REQUIRE(pages > 0);
-  const rlim_t limit = static_cast<rlim_t>(pages) * static_cast<rlim_t>(page) + (rlim_t{256} << 20);
   for (const fs::path& f : both(dir, "claims_2gib", idx_bytes({2, 32768, 32768}, {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}))) {
-    INFO(f.filename().string());
-    const pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      const rlimit r{limit, limit};
-      if (setrlimit(RLIMIT_AS, &r) != 0) _exit(10);
-      int code = 4;  // no exception
-      try {
-        read_idx(f);
-      } catch (const IdxTruncatedError&) {
-        code = 0;
-      } catch (const std::bad_alloc&) {
-        code = 3;
-      } catch (...) {
-        code = 2;
-      }
-      _exit(code);
-    }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    INFO("child status " << status << " (exit 0: IdxTruncatedError; 3: bad_alloc; 2: another error; 4: none)");
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    const test::ChildOutcome r = test::run_with_address_space_budget<IdxTruncatedError>(256, [&] { read_idx(f); });
+    INFO(f.filename().string() << ": " << r.describe());
+    CHECK((r.exited && r.code == 0));
   }
 #endif
 }

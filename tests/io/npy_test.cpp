@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include <flowmatch/io/npy.hpp>
+
+#include "support/memory_limit.hpp"
 
 using namespace flowmatch;
 namespace fs = std::filesystem;
@@ -101,4 +104,36 @@ TEST_CASE("decode_npy survives every truncation of a good file", "[io][npy]") {
   const std::vector<unsigned char> good = encode_npy(Matrix<double>::Ones(2, 3));
   for (std::size_t n = 0; n < good.size(); ++n) CHECK_THROWS_AS(decode_npy<double>(good.data(), n, "cut.npy"), NpyError);
   CHECK(decode_npy<double>(good.data(), good.size(), "whole.npy").sum() == 6.0);
+}
+
+TEST_CASE("read_npy: a short file declaring a huge shape fails within 256 MB of address space", "[io][npy][memory]") {
+#ifdef FLOWMATCH_TEST_UNDER_SANITIZER
+  WARN("skipped under a sanitizer: its shadow memory needs more address space than the limit this test sets");
+#else
+  // Issue 19: a header claiming (2^20, 2^10) doubles (8 GiB) in front of 16 bytes of data. The
+  // reader holds the file's bytes and checks the claim against them before allocating.
+  std::vector<unsigned char> bytes = encode_npy(Matrix<double>::Ones(2, 1));
+  const std::string good = "(1, 2)", huge = "(1048576, 1024)";
+  std::string text(bytes.begin(), bytes.end());
+  const std::size_t at = text.find(good);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, good.size(), huge);
+  // Keep the header length field and the 64-byte alignment: drop as many padding spaces as added.
+  const std::size_t pad = text.find("} ");
+  REQUIRE(pad != std::string::npos);
+  text.erase(pad + 1, huge.size() - good.size());
+  const fs::path file = fs::temp_directory_path() / ("flowmatch_npy_huge_" + std::to_string(getpid()) + ".npy");
+  {
+    std::ofstream os(file, std::ios::binary);
+    os << text;
+  }
+  const test::ChildOutcome r = test::run_with_address_space_budget<NpyError>(256, [&] { read_npy<double>(file); });
+  INFO(r.describe());
+  CHECK((r.exited && r.code == 0));
+  // And it is the size check that refused it (safe to run here once the child has shown it does
+  // not allocate).
+  if (r.exited && r.code == 0)
+    CHECK_THROWS_WITH(read_npy<double>(file), Catch::Contains("need 8589934592 bytes of data, the file holds 16"));
+  fs::remove(file);
+#endif
 }
