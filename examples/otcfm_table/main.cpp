@@ -42,7 +42,6 @@
 #include <vector>
 
 #include <flowmatch.hpp>
-#include <flowmatch/ot/auction.hpp>
 
 #include "cli.hpp"
 #include "datasets.hpp"
@@ -86,12 +85,7 @@ class Bridge {
   template <fm::Real S>
   void fill(fm::Rng& rng, const fm::Matrix<double>& x0, const fm::Matrix<double>& x1, fm::TrainingBatch<S>& b) const {
     const fm::Index n = x0.cols();
-    if (ot_) {
-      cost_.resize(n, n);
-      for (fm::Index i = 0; i < n; ++i)
-        for (fm::Index j = 0; j < n; ++j) cost_(i, j) = (x0.col(i) - x1.col(j)).squaredNorm();
-      auction_.solve(cost_, match_);
-    }
+    if (ot_) ot_coupling_.compute_pairing(rng, x0, x1, match_);  // the auction uses no random numbers
     b.condition.clear();
     for (fm::Index j = 0; j < n; ++j) {
       fm::Index i0 = j, i1 = j;
@@ -113,8 +107,7 @@ class Bridge {
  private:
   bool ot_;
   double sigma_;
-  mutable fm::RowMajorMatrix<double> cost_;
-  mutable fm::AuctionAssignmentSolver auction_;
+  fm::MinibatchOTCoupling ot_coupling_{0.05, 1024, fm::MinibatchOTCoupling::Method::auction};  // its buffers are mutable
   mutable std::vector<fm::Index> match_;
 };
 

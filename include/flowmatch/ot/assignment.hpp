@@ -15,6 +15,21 @@
 
 namespace flowmatch {
 
+namespace detail {
+/// out <- cost as a row-major double matrix; InvalidArgument naming the first non-finite entry.
+template <class D>
+void copy_finite_costs(const char* where, const Eigen::MatrixBase<D>& cost, RowMajorMatrix<double>& out) {
+  out.resize(cost.rows(), cost.cols());
+  for (Index i = 0; i < cost.rows(); ++i)
+    for (Index j = 0; j < cost.cols(); ++j) {
+      const double v = static_cast<double>(cost(i, j));
+      if (!std::isfinite(v))
+        throw_invalid(where, "cost(" + std::to_string(i) + ", " + std::to_string(j) + ")", v, "costs must be finite");
+      out(i, j) = v;
+    }
+}
+}  // namespace detail
+
 /// Solves min over injective maps pi: rows -> columns of sum_i cost(i, pi(i)) for an n x m cost
 /// matrix with n <= m (square: a permutation). Exact for any finite real costs (negative ones
 /// too). Each of the n rows is added by one shortest-augmenting-path search (Dijkstra on reduced
@@ -35,15 +50,7 @@ class AssignmentSolver {
     if (m < n)
       detail::throw_invalid(where, "cost.cols()", m,
                             "the cost matrix needs at least as many columns as rows (" + std::to_string(n) + ")");
-    c_.resize(n, m);
-    for (Index i = 0; i < n; ++i)
-      for (Index j = 0; j < m; ++j) {
-        const double v = static_cast<double>(cost(i, j));
-        if (!std::isfinite(v))
-          detail::throw_invalid(where, "cost(" + std::to_string(i) + ", " + std::to_string(j) + ")", v,
-                                "costs must be finite");
-        c_(i, j) = v;
-      }
+    detail::copy_finite_costs(where, cost, c_);
     const auto N = static_cast<std::size_t>(n), M = static_cast<std::size_t>(m);
     constexpr double inf = std::numeric_limits<double>::infinity();
     constexpr std::size_t none = static_cast<std::size_t>(-1);

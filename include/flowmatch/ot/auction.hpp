@@ -13,6 +13,7 @@
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/ot/assignment.hpp"
 
 namespace flowmatch {
 
@@ -54,18 +55,8 @@ class AuctionAssignmentSolver {
     if (cost.cols() != n)
       detail::throw_invalid(where, "cost.cols()", cost.cols(),
                             "the auction solves square problems (rows: " + std::to_string(n) + ")");
-    c_.resize(n, n);
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (Index i = 0; i < n; ++i)
-      for (Index j = 0; j < n; ++j) {
-        const double v = static_cast<double>(cost(i, j));
-        if (!std::isfinite(v))
-          detail::throw_invalid(where, "cost(" + std::to_string(i) + ", " + std::to_string(j) + ")", v,
-                                "costs must be finite");
-        c_(i, j) = v;
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
+    detail::copy_finite_costs(where, cost, c_);
+    const double lo = c_.minCoeff(), hi = c_.maxCoeff();
     const auto N = static_cast<std::size_t>(n);
     assignment.resize(N);
     price_.setZero(n);
