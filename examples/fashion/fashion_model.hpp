@@ -17,6 +17,7 @@
 
 #include <flowmatch.hpp>
 #include <flowmatch/io/idx.hpp>
+#include <flowmatch/nn/unet_vector_field.hpp>
 #if FLOWMATCH_EXAMPLES_MPI
 #include <flowmatch/distributed.hpp>
 #endif
@@ -92,7 +93,10 @@ inline LabeledImages synthetic_images(Index per_class, Index classes, std::uint6
   return d;
 }
 
+/// The two models: the MLP on [x; fourier(t); onehot(y); t], and the convolutional U-Net
+/// (nn/unet_vector_field.hpp), --model unet.
 using Model = ClassConditionalVectorField<float, SiLU>;
+using UNetModel = UNetVectorField<float>;
 using Network = std::remove_cvref_t<decltype(std::declval<Model&>().network())>;
 using Path = GaussianConditionalPath<LinearAlpha, LinearBeta, LabelledImageSet>;
 
@@ -120,7 +124,21 @@ using Optim = ScheduledOptimizer<Adam<float>, ProgressCosineLR>;
 struct ModelConfig {
   std::vector<Index> hidden{1024, 1024};
   Index frequencies = 8;  // Fourier time features: 2 x frequencies inputs
+  UNetOptions unet;       // the U-Net's shape (28 x 28 grey images; its own frequencies)
 };
+
+/// Builds the model of type M for 28 x 28 images of `classes` classes from the configuration.
+template <class M>
+M make_model(Index dim, Index classes, const ModelConfig& mc, std::uint64_t seed) {
+  if constexpr (std::is_same_v<M, UNetModel>) {
+    if (dim != mc.unet.channels * mc.unet.height * mc.unet.width)
+      detail::throw_dimension("flowmatch::fashion::make_model", "data", "dimension", dim,
+                              mc.unet.channels * mc.unet.height * mc.unet.width);
+    return M(mc.unet, ConditionKind::Label, classes, seed);
+  } else {
+    return M(dim, classes, mc.hidden, seed, mc.frequencies);
+  }
+}
 
 struct TrainConfig {
   Index batch = 128;
@@ -132,23 +150,26 @@ struct TrainConfig {
   std::uint64_t seed = 0;
 };
 
-/// The class-conditional flow on images: u(x, t | y) = MLP([x; fourier(t); onehot(y); t]) trained
+/// The class-conditional flow on images: u(x, t | y), a U-Net or the MLP on [x; fourier(t);
+/// onehot(y); t] (the model type M: BasicFashionFlow<UNetModel> or FashionFlow), trained
 /// on the rectified (OT) path x_t = t z + (1 - t) eps (alpha_t = t, beta_t = 1 - t: the target
 /// u = z - eps is constant along each line) by the library's CFMTrainer, each batch carrying its
 /// labels (TrainingBatch::condition) and dropping them with probability label_dropout
 /// (TrainerOptions::condition_dropout), Adam with warm-up and cosine decay, and an EMA of the
 /// weights for sampling.
-class FashionFlow {
+template <class M>
+class BasicFashionFlow {
  public:
-  FashionFlow(const LabelledImageSet& data, const ModelConfig& mc, const TrainConfig& tc)
+  using Model = M;
+  BasicFashionFlow(const LabelledImageSet& data, const ModelConfig& mc, const TrainConfig& tc)
       : config_(tc),
         state_(std::make_shared<ProgressCosineLR::State>()),
-        model_(data.dim(), data.num_classes(), mc.hidden, tc.seed, mc.frequencies),
+        model_(make_model<M>(data.dim(), data.num_classes(), mc, tc.seed)),
         optimizer_(Adam<float>(tc.lr), ProgressCosineLR{state_, std::max<long long>(1, tc.warmup), tc.final_lr_factor}),
         trainer_(make_trainer(Path(data, LinearAlpha{}, LinearBeta{}), model_, optimizer_, tc)),
         ema_(tc.ema_decay) {}
-  FashionFlow(const FashionFlow&) = delete;
-  FashionFlow& operator=(const FashionFlow&) = delete;
+  BasicFashionFlow(const BasicFashionFlow&) = delete;
+  BasicFashionFlow& operator=(const BasicFashionFlow&) = delete;
 
   /// One training step (at progress `progress` of the run's budget, which sets the learning rate)
   /// and the EMA update; returns the step's loss.
@@ -226,6 +247,9 @@ class FashionFlow {
   }
 };
 
+/// The MLP flow (what the smoke test trains).
+using FashionFlow = BasicFashionFlow<Model>;
+
 /// Stages (field evaluations a step) of the fixed-step stepper named `solver` (one of
 /// flowmatch::stepper_names(); InvalidArgument listing them otherwise).
 inline Index solver_stages(const std::string& solver) {
@@ -240,7 +264,8 @@ inline Index solver_steps(const std::string& solver, Index nfe) { return std::ma
 /// noise x0 at t = 0 to t = 1 with `steps` uniform steps of `solver`, in chunks of `chunk` columns
 /// (bounded memory); returns the images (dim x n). `solver` names a fixed-step stepper
 /// (ode/stepper_registry.hpp).
-inline Matrix<float> sample_images(const Model& model, const Vector<Index>& labels, double guidance, const std::string& solver,
+template <class M>
+Matrix<float> sample_images(const M& model, const Vector<Index>& labels, double guidance, const std::string& solver,
                                    Index steps, const Matrix<float>& x0, Index chunk = 500) {
   Matrix<float> x = x0;
   const Vector<double> ts = linspace(0.0, 1.0, steps + 1);

@@ -1,5 +1,6 @@
 // fashion: a class-conditional flow on Fashion-MNIST (28 x 28 grey images, 784-D, pixels in
-// [-1, 1]) on the CPU. Trains u(x, t | y) = MLP([x; fourier(t); onehot(y); t]) on the rectified
+// [-1, 1]) on the CPU. Trains u(x, t | y), MLP([x; fourier(t); onehot(y); t]) (--model mlp, the
+// default) or a convolutional U-Net (--model unet: UNetVectorField), on the rectified
 // (OT) path x_t = t z + (1 - t) eps with label dropout, Adam (warm-up + cosine decay) and an EMA of
 // the weights, for a time budget (--minutes) or a step count (--steps), checkpointing as it goes;
 // then samples with classifier-free guidance
@@ -33,9 +34,13 @@ using Clock = std::chrono::steady_clock;
 
 struct Options : fm::examples::CommonOptions {
   Options() : CommonOptions{.steps = 0, .batch = 128, .hidden = {1024, 1024}} {}
+  std::string model = "mlp";    // "mlp" or "unet" (not yet the default: see the README's U-Net section)
+  std::vector<long long> widths{16, 32, 64};  // U-Net channels per level
+  long long blocks = 1;         // U-Net residual blocks per level
   double minutes = 10.0;        // training time budget (ignored when --steps > 0)
   double dropout = 0.1;
-  double ema = 0.999;
+  double ema = -1.0;            // EMA decay (-1: 0.999 for the MLP, 0.995 for the U-Net, which takes fewer steps)
+  std::string samples_out;      // folder for samples_w<w>.csv (the evaluation's generated images)
   long long frequencies = 8;
   std::vector<double> guidance{0.0, 0.5, 1.0, 2.0, 4.0};
   double grid_guidance = 2.0;   // the guidance weight of grid.png
@@ -129,7 +134,23 @@ struct EvalRow {
 // it assigns to their conditioning class, and the Frechet distance between its last hidden layer's
 // features of the generated images and of as many real test images (the floor: real training
 // images against the same test images).
-std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, const fm::LabeledImages& train,
+// One image per line: its label, then its 784 pixels in [-1, 1] (row-major).
+void write_samples_csv(const std::filesystem::path& file, const fm::Matrix<float>& x, const fm::Vector<fm::Index>& labels) {
+  std::FILE* f = std::fopen(file.string().c_str(), "w");
+  if (f == nullptr) throw fm::Error("fashion: cannot write '" + file.string() + "'");
+  std::fprintf(f, "label");
+  for (fm::Index i = 0; i < x.rows(); ++i) std::fprintf(f, ",p%lld", static_cast<long long>(i));
+  std::fprintf(f, "\n");
+  for (fm::Index j = 0; j < x.cols(); ++j) {
+    std::fprintf(f, "%lld", static_cast<long long>(labels(j)));
+    for (fm::Index i = 0; i < x.rows(); ++i) std::fprintf(f, ",%.4f", static_cast<double>(x(i, j)));
+    std::fprintf(f, "\n");
+  }
+  if (std::fclose(f) != 0) throw fm::Error("fashion: cannot write '" + file.string() + "'");
+}
+
+template <class M>
+std::vector<EvalRow> evaluate(const Options& opt, const M& sampler, const fm::LabeledImages& train,
                               const fm::LabeledImages& test, const std::filesystem::path& out_dir) {
   const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const std::filesystem::path clf_file =
@@ -185,6 +206,7 @@ std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, cons
     if (!x.allFinite()) throw fm::NumericalError("fashion: non-finite generated images at guidance " + fmt("%g", w));
     // The classifier sees what a PNG shows: pixels clipped to [-1, 1].
     const fm::Matrix<float> clipped = x.cwiseMax(-1.0f).cwiseMin(1.0f);
+    if (!opt.samples_out.empty()) write_samples_csv(std::filesystem::path(opt.samples_out) / ("samples_w" + fmt("%g", w) + ".csv"), clipped, labels);
     const double acc = fm::classification_accuracy(clf, clipped, labels);
     const double fd = fm::frechet_distance(ref_moments, fm::feature_moments(clf, clipped));
     rows.push_back({"generated", acc, fd, seconds_since(t_w)});
@@ -196,12 +218,15 @@ std::vector<EvalRow> evaluate(const Options& opt, const ff::Model& sampler, cons
   return rows;
 }
 
+template <class M>
 int run(const Options& opt, const fm::examples::Job& job) {
+  constexpr bool unet = std::is_same_v<M, ff::UNetModel>;
   const auto t_start = Clock::now();
   const auto since_start = [&] { return std::chrono::duration<double>(Clock::now() - t_start).count(); };
   fm::set_num_threads(static_cast<int>(opt.threads));
   const std::filesystem::path out_dir(opt.out);
   if (job.is_root()) std::filesystem::create_directories(out_dir);
+  if (job.is_root() && !opt.samples_out.empty()) std::filesystem::create_directories(opt.samples_out);
   const auto seed = static_cast<std::uint64_t>(opt.seed);
 
   // ---------------------------------------------------------------- data
@@ -222,17 +247,32 @@ int run(const Options& opt, const fm::examples::Job& job) {
   ff::ModelConfig mc;
   mc.hidden.assign(opt.hidden.begin(), opt.hidden.end());
   mc.frequencies = opt.frequencies;
+  mc.unet.widths.assign(opt.widths.begin(), opt.widths.end());
+  mc.unet.blocks = static_cast<fm::Index>(opt.blocks);
   ff::TrainConfig tc;
   tc.batch = opt.batch;
   tc.lr = opt.lr;
   tc.label_dropout = opt.dropout;
-  tc.ema_decay = opt.ema;
+  tc.ema_decay = opt.ema >= 0.0 ? opt.ema : unet ? 0.995 : 0.999;
   tc.seed = seed;
   if (!opt.resume.empty()) {
     // The architecture is the checkpoint's own: the field's settings and its network's widths
     // (the file is fully checked here, and again on loading).
     const fm::StateDict dict = fm::read_checkpoint(opt.resume);
     const fm::StateReader r(dict, opt.resume);
+    if constexpr (unet) {
+      if (!r.has_attribute("model.type") || r.text("model.type") != "unet_field" || r.text("model.condition") != "labels" ||
+          r.integer("model.condition_size") != 10 || r.integers("model.image") != std::vector<long long>{1, 28, 28} ||
+          !r.has_attribute("trainer.steps_done"))
+        throw fm::Error("'" + opt.resume + "' is not a fashion U-Net training checkpoint (class-conditional U-Net on "
+                        "1 x 28 x 28 images, 10 classes, with trainer state)");
+      const std::vector<long long> widths = r.integers("model.widths");
+      mc.unet.widths.assign(widths.begin(), widths.end());
+      mc.unet.blocks = static_cast<fm::Index>(r.integer("model.blocks"));
+      mc.unet.groups = static_cast<fm::Index>(r.integer("model.groups"));
+      mc.unet.embedding = static_cast<fm::Index>(r.integer("model.embedding"));
+      mc.unet.frequencies = static_cast<fm::Index>(r.integer("model.frequencies"));
+    } else {
     if (!r.has_attribute("model.type") || r.text("model.type") != "conditional_field" ||
         r.text("model.condition") != "labels" || r.integer("model.num_classes") != 10 ||
         r.integer("model.dim") != 784 || r.text("model.net.activation") != "silu" ||
@@ -243,19 +283,30 @@ int run(const Options& opt, const fm::examples::Job& job) {
     if (widths.size() < 3) throw fm::Error("'" + opt.resume + "': the network has no hidden layer");
     mc.hidden.assign(widths.begin() + 1, widths.end() - 1);
     mc.frequencies = static_cast<fm::Index>(r.integer("model.num_frequencies"));
+    }
   }
   const ff::LabelledImageSet data(train);
-  ff::FashionFlow flow(data, mc, tc);
+  ff::BasicFashionFlow<M> flow(data, mc, tc);
   if (!opt.resume.empty()) {
     flow.load(opt.resume);
     std::printf("fashion: resumed from '%s' at step %lld\n", opt.resume.c_str(), flow.steps_done());
   }
-  std::printf("fashion: MLP %lld-", static_cast<long long>(flow.model().network().layer_widths().front()));
-  for (auto h : mc.hidden) std::printf("%lld-", static_cast<long long>(h));
-  std::printf("784 SiLU (%lld parameters; input = 784 pixels + %lld Fourier time features + 10 one-hot labels + t), "
-              "batch %lld, Adam lr %g (warm-up %lld, cosine), label dropout %g, EMA %g, %d thread(s) x %d rank(s), seed %lld\n",
-              static_cast<long long>(flow.num_parameters()), static_cast<long long>(2 * mc.frequencies), opt.batch, opt.lr, tc.warmup,
-              opt.dropout, opt.ema, fm::num_threads(), job.size(), opt.seed);
+  if constexpr (unet) {
+    const fm::UNetOptions& u = flow.model().options();
+    std::printf("fashion: U-Net, widths ");
+    for (std::size_t k = 0; k < u.widths.size(); ++k) std::printf("%s%lld", k ? "-" : "", static_cast<long long>(u.widths[k]));
+    std::printf(" at 28/14/7..., %lld residual block(s) per level, GroupNorm %lld, embedding %lld (%lld Fourier time "
+                "features + label), %lld parameters",
+                static_cast<long long>(u.blocks), static_cast<long long>(u.groups), static_cast<long long>(u.embedding),
+                static_cast<long long>(2 * u.frequencies), static_cast<long long>(flow.num_parameters()));
+  } else {
+    std::printf("fashion: MLP %lld-", static_cast<long long>(flow.model().network().layer_widths().front()));
+    for (auto h : mc.hidden) std::printf("%lld-", static_cast<long long>(h));
+    std::printf("784 SiLU (%lld parameters; input = 784 pixels + %lld Fourier time features + 10 one-hot labels + t)",
+                static_cast<long long>(flow.num_parameters()), static_cast<long long>(2 * mc.frequencies));
+  }
+  std::printf(", batch %lld, Adam lr %g (warm-up %lld, cosine), label dropout %g, EMA %g, %d thread(s) x %d rank(s), seed %lld\n",
+              opt.batch, opt.lr, tc.warmup, opt.dropout, tc.ema_decay, fm::num_threads(), job.size(), opt.seed);
 
   // ---------------------------------------------------------------- training
   const bool by_steps = opt.steps > 0;
@@ -325,7 +376,7 @@ int run(const Options& opt, const fm::examples::Job& job) {
   if (!job.is_root()) return 0;
 
   // ---------------------------------------------------------------- sampling: the grids
-  const ff::Model sampler = flow.ema_model();
+  const M sampler = flow.ema_model();
   const std::string& solver = opt.solver;
   const fm::Index ode_steps = ff::solver_steps(solver, opt.nfe);
   fm::Vector<fm::Index> grid_labels(100);
@@ -397,10 +448,18 @@ int main(int argc, char** argv) {
   fm::examples::add_common_options(app, opt,
       {.steps = "train to this total step count instead of for --minutes (0: use --minutes)", .min_steps = 0,
        .lr = "peak Adam learning rate"});
+  app.add_option("--model", opt.model, "the vector field: mlp or unet (convolutional U-Net)")
+      ->check(CLI::IsMember({"unet", "mlp"}))->capture_default_str();
+  app.add_option("--widths", opt.widths, "U-Net channels per level (28 x 28, 14 x 14, 7 x 7 for three)")
+      ->check(fm::examples::at_least(8))->capture_default_str();
+  app.add_option("--blocks", opt.blocks, "U-Net residual blocks per level")->check(fm::examples::at_least(1))->capture_default_str();
+  app.add_option("--samples-out", opt.samples_out, "folder for the evaluation's generated images, samples_w<w>.csv "
+                                                   "per guidance weight (label,p0,...,p783; pixels in [-1, 1])");
   app.add_option("--minutes", opt.minutes, "training time budget in minutes (used unless --steps is given)")
       ->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_option("--dropout", opt.dropout, "label dropout probability")->check(CLI::Range(0.0, 0.999))->capture_default_str();
-  app.add_option("--ema", opt.ema, "EMA decay of the weights used for sampling")->check(CLI::Range(0.0, 0.99999))->capture_default_str();
+  app.add_option("--ema", opt.ema, "EMA decay of the weights used for sampling (default 0.995 for the U-Net, 0.999 "
+                                   "for the MLP)")->check(CLI::Range(0.0, 0.99999));
   app.add_option("--frequencies", opt.frequencies, "Fourier time frequencies")->check(fm::examples::at_least(0))->capture_default_str();
   app.add_option("--guidance", opt.guidance, "guidance weights w (one grid each; 0 = no guidance)")->capture_default_str();
   app.add_option("--grid-guidance", opt.grid_guidance, "guidance weight of grid.png")->capture_default_str();
@@ -425,5 +484,17 @@ int main(int argc, char** argv) {
       ->check(fm::examples::at_least(1))->capture_default_str();
   app.add_flag("--no-eval", opt.no_eval, "skip the evaluation (classifier accuracy, Frechet distance)");
   return fm::examples::parse_and_run(app, argc, argv, "fashion",
-                                     [&] { return job.guard("fashion", [&] { return run(opt, job); }); });
+                                     [&] {
+                                       return job.guard("fashion", [&] {
+                                         std::string model = opt.model;
+                                         // --resume: the checkpoint's model type decides.
+                                         if (!opt.resume.empty()) {
+                                           const fm::StateDict dict = fm::read_checkpoint(opt.resume);
+                                           const fm::StateReader r(dict, opt.resume);
+                                           if (r.has_attribute("model.type"))
+                                             model = r.text("model.type") == "unet_field" ? "unet" : "mlp";
+                                         }
+                                         return model == "unet" ? run<ff::UNetModel>(opt, job) : run<ff::Model>(opt, job);
+                                       });
+                                     });
 }
