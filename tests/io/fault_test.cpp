@@ -303,7 +303,7 @@ TEST_CASE("Fault: a file that another process appends to or cuts while it is rea
     return r != 0;
   };
 
-  SECTION("CSV: each read is a consistent table of whole rows, or a CsvError (a row cut mid-way)") {
+  SECTION("CSV: each read is the rows written so far, or a CsvError (a row cut mid-way)") {
     const fs::path file = dir / "data.csv";
     std::ofstream(file) << "x,y\n";
     // Rows "123,123\n" of 8 characters; the writer appends 4000 of them in blocks of 10, then cuts
@@ -317,8 +317,15 @@ TEST_CASE("Fault: a file that another process appends to or cuts while it is rea
       try {
         const CsvTable<double> t = read_csv_table(file);
         CHECK(t.names == std::vector<std::string>{"x", "y"});
-        CHECK((t.data.array() == 123.0).all());
-        rows_seen = std::max<long long>(rows_seen, t.data.cols());
+        // Every row but the last is whole. A write that crosses a page boundary can be seen half
+        // done, and a row cut after "123,1" is a valid row: the last may hold a prefix of 123.
+        const Index n = t.data.cols();
+        CHECK((t.data.leftCols(n - 1).array() == 123.0).all());
+        for (Index i = 0; i < 2; ++i) {
+          const double v = t.data(i, n - 1);
+          CHECK((v == 1.0 || v == 12.0 || v == 123.0));
+        }
+        rows_seen = std::max<long long>(rows_seen, n);
       } catch (const CsvError& e) {
         ++errors;  // only a row cut by the end of what was read
         const std::string m = e.what();
