@@ -2,15 +2,17 @@
 # The second test pass: builds the unit tests with clang++ under AddressSanitizer and
 # UndefinedBehaviorSanitizer (RelWithDebInfo, in build-sanitize/ or $FLOWMATCH_SANITIZE_BUILD_DIR)
 # and runs them, then builds the libFuzzer harnesses of tests/fuzz/ (checkpoint loader, CSV reader,
-# PyTorch importer, NPY reader) and runs each for $FLOWMATCH_FUZZ_SECONDS seconds (default 60) from a scratch copy of its seed
-# corpus in tests/fuzz/corpus/<name>/. This pass builds without -march=native (FLOWMATCH_NATIVE=OFF),
+# PyTorch importer, NPY reader, IDX reader plain and gzip'd) and runs each from a scratch copy of its
+# seed corpus in tests/fuzz/corpus/<name>/ until it reaches $FLOWMATCH_FUZZ_RUNS executions
+# (default 1,000,000) or $FLOWMATCH_FUZZ_SECONDS seconds (default 60), whichever comes first, and
+# prints its execution count. This pass builds without -march=native (FLOWMATCH_NATIVE=OFF),
 # so that the MLP's portable float path runs here even on a CPU with AVX-512; the Release pass
 # (scripts/test.sh, -march=native) runs the AVX-512 kernels. Any failing test, crash, leak, timeout or sanitizer report
 # fails the script. Installs missing Debian packages first (scripts/deps.sh). Works from any
 # directory; .ci/run calls it after scripts/test.sh.
 #
 #   scripts/sanitize.sh
-#   FLOWMATCH_FUZZ_SECONDS=10 scripts/sanitize.sh      # a shorter fuzzing run
+#   FLOWMATCH_FUZZ_SECONDS=10 scripts/sanitize.sh      # a shorter fuzzing run (each harness: 10 s at most)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,9 +27,10 @@ case "$build_dir" in
   *) build_dir="$repo_root/$build_dir" ;;
 esac
 fuzz_seconds="${FLOWMATCH_FUZZ_SECONDS:-60}"
+fuzz_runs="${FLOWMATCH_FUZZ_RUNS:-1000000}"
 jobs="$(nproc)"
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-fuzzers=(checkpoint csv torch_import npy)
+fuzzers=(checkpoint csv torch_import npy idx)
 
 start=$SECONDS
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
@@ -56,9 +59,10 @@ for f in "${fuzzers[@]}"; do
   rm -rf "$work"
   mkdir -p "$work/corpus" "$work/artifacts"
   log="$work/fuzz.log"
-  echo "sanitize: fuzzing $f for ${fuzz_seconds} s (seed corpus tests/fuzz/corpus/$f)"
+  echo "sanitize: fuzzing $f for ${fuzz_runs} executions or ${fuzz_seconds} s (seed corpus tests/fuzz/corpus/$f)"
+  fuzz_start=$SECONDS
   # New inputs go to the scratch corpus (first folder); the seed corpus in the repo is read only.
-  if ! "$build_dir/tests/fuzz/flowmatch_${f}_fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 \
+  if ! "$build_dir/tests/fuzz/flowmatch_${f}_fuzzer" -runs="$fuzz_runs" -max_total_time="$fuzz_seconds" -timeout=10 \
       -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
       "$work/corpus" "tests/fuzz/corpus/$f" >"$log" 2>&1; then
     tail -n 60 "$log"
@@ -67,6 +71,6 @@ for f in "${fuzzers[@]}"; do
   fi
   runs="$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo '?')"
   corpus="$(find "$work/corpus" -type f | wc -l)"
-  echo "sanitize: fuzzer $f: $runs executions in ${fuzz_seconds} s, no crash, leak or sanitizer report ($corpus new corpus inputs)"
+  echo "sanitize: fuzzer $f: $runs executions in $((SECONDS - fuzz_start)) s, no crash, leak or sanitizer report ($corpus new corpus inputs)"
 done
 echo "sanitize: all passed"

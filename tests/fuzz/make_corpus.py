@@ -3,8 +3,10 @@
 format 1 (v1_*.fmck, include/flowmatch/io/checkpoint_v1.hpp, and their bare payloads, for the
 harness's payload path) and format 2 (v2_*.safetensors, include/flowmatch/io/safetensors.hpp), each
 written here by an encoder independent of the C++ one (tests/io/checkpoint_v1_test.cpp loads them),
-and small CSV files, each prefixed with the option byte csv_fuzzer.cpp reads. Deterministic; rerun
+small CSV files, each prefixed with the option byte csv_fuzzer.cpp reads, and small IDX files, plain and
+gzip'd, each prefixed with the mode byte idx_fuzzer.cpp reads. Deterministic; rerun
 after a format change: python3 tests/fuzz/make_corpus.py"""
+import gzip
 import json
 import os
 import random
@@ -101,6 +103,23 @@ def checkpoints_v2():
                                         ("c", "I64", [2, 1], struct.pack("<qq", -1, 7))], {"note": "\u00e9\n"})
 
 
+def idx_file(dims, data):
+    return bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + bytes(data)
+
+
+def idx_samples():
+    """(name, mode byte, file bytes); mode bits as in idx_fuzzer.cpp. gzip with mtime 0: deterministic."""
+    images = idx_file([3, 2, 2], range(0, 240, 20))
+    labels = idx_file([5], [0, 3, 7, 1, 2])
+    yield "images_plain", 0x44, images
+    yield "images_gzip_by_harness", 0x45, images
+    yield "images_gzip", 0x44, gzip.compress(images, mtime=0)
+    yield "images_prefix_1", 0x0A, images
+    yield "labels_plain", 0x7E, labels
+    yield "labels_gzip", 0x7E, gzip.compress(labels, mtime=0)
+    yield "array_2x3", 0x00, idx_file([2, 3], [9, 8, 7, 6, 5, 4])
+
+
 def main():
     ck = os.path.join(HERE, "corpus", "checkpoint")
     os.makedirs(ck, exist_ok=True)
@@ -127,6 +146,11 @@ def main():
     for name, (mode, text) in samples.items():
         with open(os.path.join(csv, name + ".csv"), "wb") as f:
             f.write(bytes([mode]) + text.encode())
+    idx = os.path.join(HERE, "corpus", "idx")
+    os.makedirs(idx, exist_ok=True)
+    for name, mode, data in idx_samples():
+        with open(os.path.join(idx, name + ".idx"), "wb") as f:
+            f.write(bytes([mode]) + data)
 
 
 if __name__ == "__main__":

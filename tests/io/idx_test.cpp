@@ -4,8 +4,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -206,7 +210,7 @@ TEST_CASE("IDX: truncated headers or dimensions or data and trailing bytes are e
   }
 }
 
-TEST_CASE("IDX: a cut or damaged gzip stream is an error and not short data", "[io][idx]") {
+TEST_CASE("IDX: a cut or damaged gzip stream is an error and not short data", "[io][idx][fault]") {
   test::TempDir dir("idx");
   const Bytes good = idx_bytes({50, 10, 10}, iota_bytes(5000, 7));
   const Bytes gz = read_plain(write_gz(dir / "good.gz", good));
@@ -225,6 +229,74 @@ TEST_CASE("IDX: a cut or damaged gzip stream is an error and not short data", "[
   const fs::path bad_crc = write_plain(dir / "bad_crc.gz", damaged);
   m = test::error_message<IdxIOError>([&] { read_idx(bad_crc); });
   CHECK_THAT(m, Catch::Contains("bad_crc.gz"));
+  // Issue 19: the stream cut at every length: always an IdxError (truncated, or a format error
+  // where the first bytes are too few to be told a gzip header), never data.
+  long long truncated = 0;
+  for (std::size_t n = 0; n < gz.size(); ++n) {
+    const fs::path f = write_plain(dir / "prefix.gz", Bytes(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(n)));
+    try {
+      (void)read_idx(f);
+      FAIL_CHECK("the first " << n << " of " << gz.size() << " bytes of a gzip stream read as data");
+    } catch (const IdxTruncatedError&) {
+      ++truncated;
+    } catch (const IdxError& e) {
+      INFO("cut to " << n << " bytes: " << e.what());
+      CHECK(n < 4);
+    }
+  }
+  CHECK(truncated >= static_cast<long long>(gz.size()) - 4);
+}
+
+TEST_CASE("IDX: a file that another process writes while it is read: the data, or an IdxError", "[io][idx][fault]") {
+  // The writer appends a whole file (plain, or gzip'd) 64 bytes at a time, then, for the plain
+  // file, 10 bytes more. Each read meanwhile is the right data or a typed error: truncated while
+  // short, trailing data after the extra bytes.
+  test::TempDir dir("idx_growing");
+  const Bytes pixels = iota_bytes(200 * 10 * 10, 3);
+  const Bytes plain = idx_bytes({200, 10, 10}, pixels);
+  const Bytes gz = read_plain(write_gz(dir / "whole.gz", plain));
+  for (const bool gzip : {false, true}) {
+    INFO((gzip ? "gzip'd" : "plain"));
+    const fs::path file = dir / (gzip ? "growing.gz" : "growing");
+    write_plain(file, {});
+    Bytes content = gzip ? gz : plain;
+    if (!gzip) content.insert(content.end(), 10, 0);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd < 0) ::_exit(1);
+      for (std::size_t at = 0; at < content.size(); at += 64) {
+        const std::size_t n = std::min<std::size_t>(64, content.size() - at);
+        if (::write(fd, content.data() + at, n) != static_cast<ssize_t>(n)) ::_exit(1);
+        ::usleep(20);
+      }
+      ::_exit(::close(fd) == 0 ? 0 : 1);
+    }
+    long long reads = 0, whole = 0, truncated = 0, trailing = 0;
+    for (bool done = false; !done;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid) CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+      done = r != 0;
+      try {
+        const IdxArray a = read_idx(file);
+        CHECK(a.data == pixels);
+        ++whole;
+      } catch (const IdxTruncatedError&) {
+        ++truncated;
+      } catch (const IdxTrailingDataError&) {
+        ++trailing;
+      }
+      ++reads;
+    }
+    INFO(reads << " reads: " << whole << " whole, " << truncated << " truncated, " << trailing << " trailing");
+    CHECK(reads > 0);
+    if (gzip)
+      CHECK(read_idx(file).data == pixels);
+    else
+      CHECK_THROWS_AS(read_idx(file), IdxTrailingDataError);
+  }
 }
 
 TEST_CASE("IDX: image and label counts must match and labels must be classes", "[io][idx]") {

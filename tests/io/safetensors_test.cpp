@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <typeinfo>
@@ -13,6 +15,9 @@
 
 #include <flowmatch/io/checkpoint.hpp>
 #include <nlohmann/json.hpp>
+
+#include "support/memory_limit.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace flowmatch;
 using nlohmann::json;
@@ -341,4 +346,69 @@ TEST_CASE("safetensors: every flipped byte and every truncation is refused", "[i
     }
   }
   CHECK(decode_checkpoint(bytes, "whole").tensors().size() == 2);  // the control
+}
+
+TEST_CASE("Checkpoint loader: short files declaring huge sizes fail within 256 MB of address space",
+          "[io][safetensors][checkpoint][memory]") {
+#ifdef FLOWMATCH_TEST_UNDER_SANITIZER
+  WARN("skipped under a sanitizer: its shadow memory needs more address space than the limit this test sets");
+#else
+  // Issue 19: the loader reads the file whole (its own size, never a number read from it) and
+  // checks every declared size against the bytes it holds before sizing anything. Each crafted file
+  // is loaded in a child whose address space is capped at the parent's current size + 256 MB.
+  test::TempDir dir("st_memory");
+  const auto write = [&](const std::string& name, const std::vector<unsigned char>& bytes) {
+    const std::filesystem::path f = dir / name;
+    std::ofstream os(f, std::ios::binary);
+    os.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    REQUIRE(os.good());
+    return f;
+  };
+  std::vector<unsigned char> length_2_62;  // a header length of 2^62 bytes, 8 bytes behind it
+  detail::append_le<std::uint64_t>(length_2_62, std::uint64_t{1} << 62);
+  length_2_62.resize(16, ' ');
+  std::vector<unsigned char> length_at_cap;  // a header length just under the cap, 64 bytes behind it
+  detail::append_le<std::uint64_t>(length_at_cap, kSafetensorsMaxHeader - 8);
+  length_at_cap.push_back('{');
+  length_at_cap.resize(72, ' ');
+  // A whole, checksummed header declaring an F64 [2^20, 2^10] tensor (8 GiB) over 16 bytes of data.
+  const json huge{{"model.w", {{"dtype", "F64"}, {"shape", {1 << 20, 1 << 10}}, {"data_offsets", {0ull, 8ull << 30}}}}};
+  // Format 1, both checksums right: a model section declaring 2^20 x 2^20 widths, so about 2^40
+  // float64 parameters, over 16 bytes.
+  std::vector<unsigned char> payload;
+  detail::append_le<std::uint32_t>(payload, 8);
+  detail::append_le<std::uint32_t>(payload, 4);
+  for (const char c : std::string("silu")) payload.push_back(static_cast<unsigned char>(c));
+  detail::append_le<std::uint32_t>(payload, 2);
+  detail::append_le<std::uint64_t>(payload, 1u << 20);
+  detail::append_le<std::uint64_t>(payload, 1u << 20);
+  detail::append_le<std::uint64_t>(payload, (std::uint64_t{1} << 20) * ((std::uint64_t{1} << 20) + 1));
+  payload.resize(payload.size() + 16, 0);
+  std::vector<unsigned char> v1{0x89, 'F', 'M', 'C', 'K', 'P', 'T', '\n'};
+  detail::append_le<std::uint32_t>(v1, 1);
+  detail::append_le<std::uint32_t>(v1, 32);
+  detail::append_le<std::uint64_t>(v1, payload.size());
+  detail::append_le<std::uint32_t>(v1, detail::crc32(0, payload.data(), payload.size()));
+  detail::append_le<std::uint32_t>(v1, detail::crc32(0, v1.data(), v1.size()));
+  v1.insert(v1.end(), payload.begin(), payload.end());
+
+  const struct {
+    std::filesystem::path file;
+    const char* message;  // what the size check says
+  } cases[] = {
+      {write("length_2_62.safetensors", length_2_62), "above the cap"},
+      {write("length_at_cap.safetensors", length_at_cap), "only 64 follow"},
+      {write("huge_tensor.safetensors", craft(huge, std::vector<unsigned char>(16, 0))),
+       "the tensors need 8589934592 bytes of data but the file holds 16"},
+      {write("huge_model.fmck", v1), "values do not fit in the 16 bytes left"},
+  };
+  for (const auto& c : cases) {
+    const test::ChildOutcome r =
+        test::run_with_address_space_budget<CheckpointError>(256, [&] { (void)read_checkpoint(c.file); });
+    INFO(c.file.filename().string() << ": " << r.describe());
+    CHECK((r.exited && r.code == 0));
+    // And it is the size check that refused it (safe here once the child has shown it allocates little).
+    if (r.exited && r.code == 0) CHECK_THROWS_WITH(read_checkpoint(c.file), Catch::Contains(c.message));
+  }
+#endif
 }

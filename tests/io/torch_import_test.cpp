@@ -22,6 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "support/files.hpp"
+#include "support/memory_limit.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace flowmatch;
 namespace fs = std::filesystem;
@@ -289,4 +291,40 @@ TEST_CASE("a flowmatch model file imports as a PyTorch state_dict under the pref
   const auto back = import_torch_mlp<float, Tanh>(file, {"tanh"});
   CHECK(back.parameters() == model.parameters());
   fs::remove(file);
+}
+
+TEST_CASE("a short file declaring a huge Linear layer fails within 256 MB of address space", "[io][torch][memory]") {
+#ifdef FLOWMATCH_TEST_UNDER_SANITIZER
+  WARN("skipped under a sanitizer: its shadow memory needs more address space than the limit this test sets");
+#else
+  // Issue 19: a foreign safetensors header declaring an F32 [65536, 65536] weight (16 GiB) and its
+  // bias over 16 bytes of data. The importer reads the file whole (its own size) and the decoder
+  // checks the declared layout against it before anything is sized.
+  const json header{{"0.weight", {{"dtype", "F32"}, {"shape", {65536, 65536}}, {"data_offsets", {0ull, 16ull << 30}}}},
+                    {"0.bias", {{"dtype", "F32"}, {"shape", {65536}}, {"data_offsets", {16ull << 30, (16ull << 30) + 262144}}}}};
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::vector<unsigned char> bytes;
+  detail::append_le<std::uint64_t>(bytes, text.size());
+  bytes.insert(bytes.end(), text.begin(), text.end());
+  bytes.resize(bytes.size() + 16, 0);
+  test::TempDir dir("torch_memory");
+  const fs::path file = dir / "huge.safetensors";
+  {
+    std::ofstream os(file, std::ios::binary);
+    os.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  const TorchImportOptions options{"silu", false};
+  for (const bool inspect : {true, false}) {
+    const test::ChildOutcome r = test::run_with_address_space_budget<TorchImportError>(256, [&] {
+      if (inspect)
+        (void)inspect_torch_mlp(file);
+      else
+        (void)import_torch_mlp<float>(file, options);
+    });
+    INFO((inspect ? "inspect_torch_mlp: " : "import_torch_mlp: ") << r.describe());
+    CHECK((r.exited && r.code == 0));
+  }
+  CHECK_THROWS_WITH(inspect_torch_mlp(file), Catch::Contains("the tensors need 17180131328 bytes of data but the file holds 16"));
+#endif
 }

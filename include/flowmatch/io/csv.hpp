@@ -4,6 +4,7 @@
 /// optional header). Every problem is a CsvError naming the file, the line and the column.
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -46,6 +47,7 @@ class CsvError : public Error {
 /// Whether the first (non-blank, non-comment) line is a header of column names.
 enum class CsvHeader {
   Auto,     ///< a header if none of its fields is a number (not even NaN, infinite or out of range)
+            ///< and one at least is not empty
   Present,  ///< always a header
   Absent,   ///< always data
 };
@@ -89,19 +91,25 @@ inline std::string printable_field(std::string_view s) {
   return out;
 }
 
-/// Splits a line into trimmed fields (no quoting: a field is everything between delimiters).
-inline void split_fields(std::string_view line, char delimiter, std::vector<std::string_view>& fields) {
-  fields.clear();
+/// Calls f(index, field) for each field of a line, trimmed (no quoting: a field is everything
+/// between delimiters), without storing them: a line of n fields costs no n-sized allocation.
+template <class F>
+void for_each_field(std::string_view line, char delimiter, F&& f) {
   std::size_t start = 0;
-  for (;;) {
+  for (std::size_t index = 0;; ++index) {
     const std::size_t end = line.find(delimiter, start);
     if (end == std::string_view::npos) {
-      fields.push_back(trim_blanks(line.substr(start)));
+      f(index, trim_blanks(line.substr(start)));
       return;
     }
-    fields.push_back(trim_blanks(line.substr(start, end - start)));
+    f(index, trim_blanks(line.substr(start, end - start)));
     start = end + 1;
   }
+}
+
+/// The number of fields of a line: one more than its delimiters.
+inline std::size_t count_fields(std::string_view line, char delimiter) {
+  return static_cast<std::size_t>(std::count(line.begin(), line.end(), delimiter)) + 1;
 }
 
 enum class FieldStatus { Ok, Empty, NotANumber, OutOfRange, NonFinite };
@@ -137,8 +145,10 @@ CsvTable<S> parse_csv_table(std::string_view text, const std::string& name = "<t
     detail::throw_invalid("flowmatch::parse_csv", "options.delimiter", static_cast<int>(options.delimiter),
                           "must be a visible character such as ',' ';' or a tab");
   CsvTable<S> table;
+  // Memory (issue 19: bounded by what the text holds): no per-line list of fields; `values`
+  // holds 8 bytes (double) per data field (at least 2 bytes of text), the names one std::string
+  // (32 bytes) per header field (at least 1 byte: a delimiter).
   std::vector<S> values;  // row after row: sample j's fields are contiguous (column j of the result)
-  std::vector<std::string_view> fields;
   long long line_no = 0, rows = 0, first_row_line = 0;
   std::size_t width = 0;
   bool seen_first = false, any_line = false;
@@ -153,55 +163,59 @@ CsvTable<S> parse_csv_table(std::string_view text, const std::string& name = "<t
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     const std::string_view content = detail::trim_blanks(line);
     if (content.empty() || (options.comment != '\0' && content.front() == options.comment)) continue;
-    detail::split_fields(line, options.delimiter, fields);
+    const std::size_t num_fields = detail::count_fields(line, options.delimiter);
     if (!seen_first) {
       seen_first = true;
-      width = fields.size();
+      width = num_fields;
       bool header = options.header == CsvHeader::Present;
       if (options.header == CsvHeader::Auto) {
-        header = true;
+        // A number, even out of range or NaN, makes the line data; so does a line of empty fields.
+        bool number = false, named = false;
         S scratch{};
-        for (std::string_view f : fields) {  // a number, even out of range or NaN, makes it data
+        detail::for_each_field(line, options.delimiter, [&](std::size_t, std::string_view f) {
           const detail::FieldStatus status = detail::parse_field(f, scratch);
-          if (status != detail::FieldStatus::NotANumber && status != detail::FieldStatus::Empty) header = false;
-        }
+          number = number || (status != detail::FieldStatus::NotANumber && status != detail::FieldStatus::Empty);
+          named = named || !f.empty();
+        });
+        header = named && !number;
       }
       if (header) {
-        for (std::string_view f : fields) {
+        table.names.reserve(num_fields);
+        detail::for_each_field(line, options.delimiter, [&](std::size_t, std::string_view f) {
           if (f.size() >= 2 && f.front() == '"' && f.back() == '"') f = f.substr(1, f.size() - 2);
           table.names.emplace_back(f);
-        }
+        });
         first_row_line = line_no;
         continue;
       }
       first_row_line = line_no;
     }
-    if (fields.size() != width) {
-      const long long column = static_cast<long long>(std::min(fields.size(), width)) + 1;
+    if (num_fields != width) {
+      const long long column = static_cast<long long>(std::min(num_fields, width)) + 1;
       throw CsvError(name, line_no, column,
-                     "ragged row: " + std::to_string(fields.size()) + " fields, but line " +
+                     "ragged row: " + std::to_string(num_fields) + " fields, but line " +
                          std::to_string(first_row_line) + " has " + std::to_string(width));
     }
-    for (std::size_t c = 0; c < fields.size(); ++c) {
+    detail::for_each_field(line, options.delimiter, [&](std::size_t c, std::string_view field) {
       S value{};
-      const detail::FieldStatus status = detail::parse_field(fields[c], value);
+      const detail::FieldStatus status = detail::parse_field(field, value);
       if (status != detail::FieldStatus::Ok) {
         std::string problem;
         switch (status) {
           case detail::FieldStatus::Empty: problem = "empty field"; break;
-          case detail::FieldStatus::NotANumber: problem = "'" + detail::printable_field(fields[c]) + "' is not a number"; break;
+          case detail::FieldStatus::NotANumber: problem = "'" + detail::printable_field(field) + "' is not a number"; break;
           case detail::FieldStatus::OutOfRange:
-            problem = "'" + detail::printable_field(fields[c]) + "' is out of the range of " +
+            problem = "'" + detail::printable_field(field) + "' is out of the range of " +
                       (std::is_same_v<S, float> ? "float" : "double");
             break;
-          default: problem = "'" + detail::printable_field(fields[c]) + "': NaN and infinity are not allowed in data"; break;
+          default: problem = "'" + detail::printable_field(field) + "': NaN and infinity are not allowed in data"; break;
         }
         if (c < table.names.size() && !table.names[c].empty())
           problem += " (column '" + detail::printable_field(table.names[c]) + "')";
         throw CsvError(name, line_no, static_cast<long long>(c) + 1, problem);
       }
       values.push_back(value);
-    }
+    });
     ++rows;
   }
   if (rows == 0)
@@ -227,7 +241,13 @@ template <Real S = double>
 CsvTable<S> read_csv_table(const std::filesystem::path& file, const CsvOptions& options = {}) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw CsvError(file.string(), 0, 0, std::string("cannot open the file: ") + std::strerror(errno));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The file's own size (not a number read from it) sizes the text; it is read to its end, so a
+  // file that grows meanwhile is read as far as it reached.
+  std::string text;
+  std::error_code ec;
+  if (const auto size = std::filesystem::file_size(file, ec); !ec) text.reserve(static_cast<std::size_t>(size));
+  std::array<char, 1 << 16> chunk;
+  while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
   if (in.bad()) throw CsvError(file.string(), 0, 0, "error while reading the file");
   return parse_csv_table<S>(text, file.string(), options);
 }
