@@ -276,14 +276,12 @@ class UNetVectorField {
   }
   int add_conv(const std::string& name, Index cin, Index cout, Index h, Index w, ConvKind k) {
     convs_.emplace_back(cin, cout, h, w, k, num_params_);
-    const Conv& cv = convs_.back();
     const auto ci = static_cast<std::int64_t>(cin), co = static_cast<std::int64_t>(cout);
     if (k == ConvKind::k1)
       add_tensor(name + ".weight", cin * cout, {ci, co});
     else
       add_tensor(name + ".weight", 9 * cin * cout, {3, 3, ci, co});
     add_tensor(name + ".bias", cout, {co});
-    (void)cv;
     return static_cast<int>(convs_.size()) - 1;
   }
   void add_tensor(std::string name, Index count, std::vector<std::int64_t> shape) {
