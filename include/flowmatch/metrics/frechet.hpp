@@ -118,8 +118,10 @@ inline void check_moments(const char* where, const char* arg, const GaussianMome
 /// The symmetric positive semi-definite square root V sqrt(L) V^T of the covariance C, with
 /// eigenvalues that rounding made slightly negative clamped to 0; a clearly negative eigenvalue
 /// (below -1e-9 of the largest magnitude) throws InvalidArgument.
-inline Eigen::MatrixXd psd_sqrt(const char* where, const char* arg, const Eigen::MatrixXd& c) {
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(c);
+/// A template only so that the eigen-solver is compiled where it is used (see frechet_distance).
+template <class Void = void>
+Eigen::MatrixXd psd_sqrt(const char* where, const char* arg, const Eigen::MatrixXd& c) {
+  const Eigen::SelfAdjointEigenSolver<dependent_t<Eigen::MatrixXd, Void>> es(c);
   if (es.info() != Eigen::Success)
     throw NumericalError(std::string(where) + ": the eigen-decomposition of '" + arg + "' did not converge");
   const Eigen::VectorXd& l = es.eigenvalues();  // ascending
@@ -141,16 +143,20 @@ inline Eigen::MatrixXd psd_sqrt(const char* where, const char* arg, const Eigen:
 /// Throws DimensionMismatch when the dimensions differ, NumericalError for non-finite moments,
 /// InvalidArgument for a covariance that is not symmetric positive semi-definite.
 /// O(d^3): fine for the few hundred features of a classifier's last hidden layer.
-inline double frechet_distance(const GaussianMoments& a, const GaussianMoments& b) {
+/// A template (of nothing: call it as a function) so that Eigen's eigen-solver, some 5 s of
+/// compile time with g++, is compiled only in the files that call it, not in every file that
+/// includes <flowmatch.hpp>.
+template <class Void = void>
+double frechet_distance(const GaussianMoments& a, const GaussianMoments& b) {
   constexpr const char* where = "flowmatch::frechet_distance";
   detail::check_moments(where, "a", a);
   detail::check_moments(where, "b", b);
   if (b.mean.size() != a.mean.size()) detail::throw_dimension(where, "b", "dimension", b.mean.size(), a.mean.size());
-  const Eigen::MatrixXd ra = detail::psd_sqrt(where, "a.covariance", a.covariance);
-  detail::psd_sqrt(where, "b.covariance", b.covariance);  // validates b (positive semi-definite)
+  const Eigen::MatrixXd ra = detail::psd_sqrt<Void>(where, "a.covariance", a.covariance);
+  detail::psd_sqrt<Void>(where, "b.covariance", b.covariance);  // validates b (positive semi-definite)
   Eigen::MatrixXd m = ra * b.covariance * ra;
   m = 0.5 * (m + m.transpose());
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(m, Eigen::EigenvaluesOnly);
+  const Eigen::SelfAdjointEigenSolver<detail::dependent_t<Eigen::MatrixXd, Void>> es(m, Eigen::EigenvaluesOnly);
   if (es.info() != Eigen::Success)
     throw NumericalError(std::string(where) + ": the eigen-decomposition of C_a^{1/2} C_b C_a^{1/2} did not converge");
   const double tr_sqrt = es.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();
