@@ -26,13 +26,18 @@ struct GaussianMoments {
 /// per column, any scalar type), in double: each batch's own centred moments are merged into the
 /// running ones (Chan, Golub and LeVeque's pairwise update), which keeps the precision of a
 /// two-pass computation however many batches arrive. Allocates only when a batch is wider than
-/// every one before.
-class MomentAccumulator {
+/// every one before. MomentAccumulator is BasicMomentAccumulator<>, a class template of nothing
+/// so that its Eigen code is compiled only where it is used (issue 20).
+template <class Void = void>
+class BasicMomentAccumulator {
+  using VectorXd = detail::dependent_t<Eigen::VectorXd, Void>;
+  using MatrixXd = detail::dependent_t<Eigen::MatrixXd, Void>;
+
  public:
-  explicit MomentAccumulator(Index dim) {
+  explicit BasicMomentAccumulator(Index dim) {
     if (dim < 1) detail::throw_invalid("flowmatch::MomentAccumulator::MomentAccumulator", "dim", dim, "must be at least 1");
-    mean_ = Eigen::VectorXd::Zero(dim);
-    m2_ = Eigen::MatrixXd::Zero(dim, dim);
+    mean_ = VectorXd::Zero(dim);
+    m2_ = MatrixXd::Zero(dim, dim);
     batch_mean_.resize(dim);
   }
 
@@ -76,12 +81,13 @@ class MomentAccumulator {
   }
 
  private:
-  Eigen::VectorXd mean_;
-  Eigen::MatrixXd m2_;  ///< sum of outer products of the centred vectors
-  Eigen::VectorXd batch_mean_;
-  Eigen::MatrixXd centred_;
+  VectorXd mean_;
+  MatrixXd m2_;  ///< sum of outer products of the centred vectors
+  VectorXd batch_mean_;
+  MatrixXd centred_;
   Index count_ = 0;
 };
+using MomentAccumulator = BasicMomentAccumulator<>;
 
 /// Mean and unbiased covariance of the columns of `features` (d x n, n >= 2), in double.
 template <class D>
@@ -101,7 +107,9 @@ GaussianMoments gaussian_moments(const Eigen::MatrixBase<D>& features) {
 
 namespace detail {
 
-inline void check_moments(const char* where, const char* arg, const GaussianMoments& g) {
+template <class Void = void>
+void check_moments(const char* where, const char* arg, const GaussianMoments& g_) {
+  const dependent_t<GaussianMoments, Void>& g = g_;
   const std::string a(arg);
   if (g.mean.size() < 1) throw_invalid(where, a + ".mean.size()", g.mean.size(), "must be at least 1");
   require_rows(where, (a + ".covariance").c_str(), g.covariance.rows(), g.mean.size());
@@ -147,16 +155,19 @@ Eigen::MatrixXd psd_sqrt(const char* where, const char* arg, const Eigen::Matrix
 /// compile time with g++, is compiled only in the files that call it, not in every file that
 /// includes <flowmatch.hpp>.
 template <class Void = void>
-double frechet_distance(const GaussianMoments& a, const GaussianMoments& b) {
+double frechet_distance(const GaussianMoments& a_, const GaussianMoments& b_) {
   constexpr const char* where = "flowmatch::frechet_distance";
-  detail::check_moments(where, "a", a);
-  detail::check_moments(where, "b", b);
+  using MatrixXd = detail::dependent_t<Eigen::MatrixXd, Void>;
+  const detail::dependent_t<GaussianMoments, Void>& a = a_;
+  const detail::dependent_t<GaussianMoments, Void>& b = b_;
+  detail::check_moments<Void>(where, "a", a);
+  detail::check_moments<Void>(where, "b", b);
   if (b.mean.size() != a.mean.size()) detail::throw_dimension(where, "b", "dimension", b.mean.size(), a.mean.size());
-  const Eigen::MatrixXd ra = detail::psd_sqrt<Void>(where, "a.covariance", a.covariance);
+  const MatrixXd ra = detail::psd_sqrt<Void>(where, "a.covariance", a.covariance);
   detail::psd_sqrt<Void>(where, "b.covariance", b.covariance);  // validates b (positive semi-definite)
-  Eigen::MatrixXd m = ra * b.covariance * ra;
+  MatrixXd m = ra * b.covariance * ra;
   m = 0.5 * (m + m.transpose());
-  const Eigen::SelfAdjointEigenSolver<detail::dependent_t<Eigen::MatrixXd, Void>> es(m, Eigen::EigenvaluesOnly);
+  const Eigen::SelfAdjointEigenSolver<MatrixXd> es(m, Eigen::EigenvaluesOnly);
   if (es.info() != Eigen::Success)
     throw NumericalError(std::string(where) + ": the eigen-decomposition of C_a^{1/2} C_b C_a^{1/2} did not converge");
   const double tr_sqrt = es.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();
