@@ -4,7 +4,8 @@
 Times `-fsyntax-only` (parse and instantiate, no code generation) of a translation unit that holds
 one `#include` and nothing else: `<Eigen/Dense>` alone (the scale), every public header under
 include/flowmatch (MPI's and zlib's only where those are installed), and the umbrella
-`<flowmatch.hpp>`. Each is compiled --repeat times, one compile at a time, and the median kept; the
+`<flowmatch.hpp>`. Each is compiled --repeat times, one compile at a time, and the median kept
+(of the compiler's user + system CPU seconds; --wall for wall-clock seconds); the
 table is sorted by cost and gives each header's ratio to `<Eigen/Dense>` measured in the same run
 (at its start and at its end, the median of both), so that the ratios do not depend on the
 machine's speed. Run it on a quiet machine: other compiles running beside it move every number.
@@ -14,11 +15,12 @@ machine's speed. Run it on a quiet machine: other compiles running beside it mov
     benchmarks/header_cost.py --headers frechet mlp_classifier --repeat 5
     benchmarks/header_cost.py --umbrella-only --max-ratio 3   # exit 1 if the umbrella > 3x
 
-tests/headers/umbrella_cost.cmake runs the --umbrella-only form as the CTest test
-headers.umbrella_compile_cost.
+The CTest test headers.umbrella_compile_cost (tests/headers/umbrella_cost.cmake, CMake only, no
+Python) makes the umbrella's measurement in every build: wall-clock, fastest of 3, limit 3x.
 """
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 EIGEN = "Eigen/Dense"
 UMBRELLA = "flowmatch.hpp"
 MPI_INCLUDE = Path("/usr/lib/x86_64-linux-gnu/openmpi/include")
+WALL = False  # --wall: wall-clock seconds instead of the compiler's CPU seconds (user + system)
 
 
 def public_headers(include_dir: Path):
@@ -47,15 +50,20 @@ def public_headers(include_dir: Path):
 
 
 def time_compile(cxx, flags, header, work: Path, repeat: int, pool=None):
-    """Median and minimum wall-clock seconds of `cxx flags -fsyntax-only` on `#include <header>`
+    """Median and minimum seconds (CPU, or wall-clock with --wall) of `cxx flags -fsyntax-only` on
+    `#include <header>`
     (over this call's times and those already in `pool`, which it extends, when given)."""
     src = work / (header.replace("/", "_").replace(".", "_") + ".cpp")
     src.write_text(f"#include <{header}>\n")
     times = []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run([cxx, *flags, "-fsyntax-only", str(src)], capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        times.append(wall if WALL else cpu)
         if proc.returncode != 0:
             sys.stderr.write(f"header_cost: <{header}> does not compile alone:\n{proc.stderr}")
             raise SystemExit(2)
@@ -79,10 +87,15 @@ def main():
                     help="only headers whose path contains one of these substrings (Eigen/Dense and the "
                          "umbrella are always timed)")
     ap.add_argument("--umbrella-only", action="store_true", help="time only <Eigen/Dense> and the umbrella")
+    ap.add_argument("--wall", action="store_true",
+                    help="time wall-clock seconds (default: the compiler's user + system CPU seconds, "
+                         "which other processes on a shared machine disturb less)")
     ap.add_argument("--csv", help="also write the table as CSV to this file")
     ap.add_argument("--max-ratio", type=float, default=None,
                     help="exit 1 when the umbrella costs more than this many times <Eigen/Dense>")
     args = ap.parse_args()
+    global WALL
+    WALL = args.wall
 
     include_dir = Path(args.include_dir)
     isystem = args.isystem if args.isystem is not None else ["/usr/include/eigen3"]
@@ -114,8 +127,10 @@ def main():
 
     eigen = results[EIGEN][0]
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
-    print(f"# Header compile cost ({Path(args.cxx).name} {args.opt} -fsyntax-only, median of {args.repeat} (Eigen/Dense: {2 * args.repeat}), "
-          f"one at a time; {time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} cores, load {load})")
+    what = "wall-clock" if WALL else "CPU"
+    print(f"# Header compile cost ({Path(args.cxx).name} {args.opt} -fsyntax-only, {what} seconds, median of "
+          f"{args.repeat} (Eigen/Dense: {2 * args.repeat}), one at a time; {time.strftime('%Y-%m-%d', time.gmtime())}, "
+          f"{os.cpu_count()} cores, load {load})")
     print()
     print("| header | seconds | x <Eigen/Dense> |")
     print("|---|---|---|")
