@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <flowmatch.hpp>
+#include <flowmatch/io/checkpoint.hpp>
 #include <flowmatch/io/npy.hpp>
 #include <flowmatch/nn/conditional_field.hpp>
 #include <flowmatch/nn/mlp_from_state.hpp>

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include <flowmatch.hpp>
+#include <flowmatch/io/checkpoint.hpp>
 
 #if FLOWMATCH_EXAMPLES_MPI
 #include <flowmatch/distributed.hpp>

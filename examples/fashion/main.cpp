@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include <flowmatch/io/checkpoint.hpp>
+
 #include "cli.hpp"
 #include "fashion_model.hpp"
 #include "mpi_job.hpp"

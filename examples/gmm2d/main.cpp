@@ -19,6 +19,8 @@
 #include <vector>
 
 #include <flowmatch.hpp>
+#include <flowmatch/io/checkpoint.hpp>
+#include <flowmatch/train/periodic_checkpoint.hpp>
 
 #include "cli.hpp"
 #include "mpi_job.hpp"

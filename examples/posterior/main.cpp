@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <flowmatch.hpp>
+#include <flowmatch/io/atomic_file.hpp>
 #include <flowmatch/metrics/c2st.hpp>
 #include <flowmatch/sbi/posterior.hpp>
 #include <flowmatch/sbi/sbibm_data.hpp>

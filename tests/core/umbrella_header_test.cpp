@@ -1,5 +1,6 @@
-// The umbrella header alone is enough to use the whole library: this file includes nothing else
-// from flowmatch (and nothing from Eigen or the standard library directly).
+// The umbrella header alone is enough to use the whole library but checkpoints and the PyTorch
+// importer (opt-in since issue 20: nlohmann::json): this file includes nothing else from flowmatch
+// (and nothing from Eigen or the standard library directly).
 
 #include <flowmatch.hpp>
 

@@ -15,6 +15,7 @@
 
 #include <flowmatch.hpp>
 #include <flowmatch/distributed.hpp>
+#include <flowmatch/train/periodic_checkpoint.hpp>
 
 namespace fm = flowmatch;
 namespace dist = flowmatch::distributed;

@@ -40,5 +40,16 @@ Index vector_size(const Eigen::MatrixBase<Derived>& v) {
   return v.size();
 }
 
+/// T, but a dependent type inside a template of U. A non-template inline function in a header is
+/// compiled in every translation unit that includes it, with every Eigen template it uses (an
+/// eigen-solver costs seconds); made `template <class Void = void>` and naming its heavy types as
+/// dependent_t<T, Void>, it is compiled only in the files that call it (issue 20).
+template <class T, class U>
+struct dependent_type {
+  using type = T;
+};
+template <class T, class U>
+using dependent_t = typename dependent_type<T, U>::type;
+
 }  // namespace detail
 }  // namespace flowmatch

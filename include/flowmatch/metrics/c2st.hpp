@@ -78,13 +78,18 @@ namespace detail {
 
 /// The sbibm classifier: dim -> h -> h -> 1, ReLU hidden layers, logistic output, trained by
 /// scikit-learn's Adam on one fold. Every buffer is sized in the constructor.
-class C2STClassifier {
+/// A template of nothing (C2STClassifier below) so that its Eigen code is compiled only in the
+/// files that call c2st, not in every file that includes <flowmatch.hpp> (issue 20).
+template <class Void = void>
+class BasicC2STClassifier {
+  using F = dependent_t<float, Void>;
+
  public:
-  C2STClassifier(Index dim, Index hidden, Index batch)
+  BasicC2STClassifier(Index dim, Index hidden, Index batch)
       : d_(dim), h_(hidden), b_(batch),
         n_params_(h_ * d_ + h_ + h_ * h_ + h_ + h_ + 1),
-        params_(n_params_), grads_(n_params_), m_(Vector<float>::Zero(n_params_)),
-        v_(Vector<float>::Zero(n_params_)),
+        params_(n_params_), grads_(n_params_), m_(Vector<F>::Zero(n_params_)),
+        v_(Vector<F>::Zero(n_params_)),
         xb_(d_, b_), yb_(1, b_), a1_(h_, b_), a2_(h_, b_), z3_(1, b_), d1_(h_, b_), d2_(h_, b_),
         d3_(1, b_) {}
 
@@ -92,7 +97,7 @@ class C2STClassifier {
   void initialise(Rng& rng) {
     const auto fill = [&](float* p, Index count, Index fan_in, Index fan_out) {
       const double bound = std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
-      for (Index i = 0; i < count; ++i) p[i] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+      for (Index i = 0; i < count; ++i) p[i] = static_cast<F>(bound * (2.0 * rng.uniform() - 1.0));
     };
     float* p = params_.data();
     fill(p, h_ * d_ + h_, d_, h_);  // W1, b1
@@ -106,7 +111,7 @@ class C2STClassifier {
   }
 
   /// Trains on the columns `index` of (x, y) until the loss stalls or max_epochs; returns epochs.
-  long long train(const Matrix<float>& x, const RowVector<float>& y, std::vector<Index>& index,
+  long long train(const Matrix<F>& x, const RowVector<F>& y, std::vector<Index>& index,
                   const C2STOptions& o, Rng& rng) {
     const Index n = static_cast<Index>(index.size());
     const Index bs = std::min<Index>(b_, n);
@@ -146,7 +151,7 @@ class C2STClassifier {
   }
 
   /// Number of the columns `index` of (x, y) classified correctly (class 1 where p > 0.5).
-  Index correct(const Matrix<float>& x, const RowVector<float>& y, const std::vector<Index>& index) {
+  Index correct(const Matrix<F>& x, const RowVector<F>& y, const std::vector<Index>& index) {
     const Index n = static_cast<Index>(index.size());
     Index right = 0;
     for (Index j0 = 0; j0 < n; j0 += b_) {
@@ -164,16 +169,16 @@ class C2STClassifier {
   }
 
  private:
-  using MapM = Eigen::Map<Matrix<float>>;
-  using MapV = Eigen::Map<Vector<float>>;
-  using MapR = Eigen::Map<RowVector<float>>;
+  using MapM = Eigen::Map<Matrix<F>>;
+  using MapV = Eigen::Map<Vector<F>>;
+  using MapR = Eigen::Map<RowVector<F>>;
 
-  MapM w1(Vector<float>& p) const { return MapM(p.data(), h_, d_); }
-  MapV b1(Vector<float>& p) const { return MapV(p.data() + h_ * d_, h_); }
-  MapM w2(Vector<float>& p) const { return MapM(p.data() + h_ * d_ + h_, h_, h_); }
-  MapV b2(Vector<float>& p) const { return MapV(p.data() + h_ * d_ + h_ + h_ * h_, h_); }
-  MapR w3(Vector<float>& p) const { return MapR(p.data() + h_ * d_ + 2 * h_ + h_ * h_, h_); }
-  float& b3(Vector<float>& p) const { return p(n_params_ - 1); }
+  MapM w1(Vector<F>& p) const { return MapM(p.data(), h_, d_); }
+  MapV b1(Vector<F>& p) const { return MapV(p.data() + h_ * d_, h_); }
+  MapM w2(Vector<F>& p) const { return MapM(p.data() + h_ * d_ + h_, h_, h_); }
+  MapV b2(Vector<F>& p) const { return MapV(p.data() + h_ * d_ + h_ + h_ * h_, h_); }
+  MapR w3(Vector<F>& p) const { return MapR(p.data() + h_ * d_ + 2 * h_ + h_ * h_, h_); }
+  float& b3(Vector<F>& p) const { return p(n_params_ - 1); }
 
   /// [a > 0] as 0 / 1 for ReLU outputs a >= 0, in arithmetic Eigen vectorises (a select does not):
   /// any a > 0, even the least subnormal 2^-149, becomes >= 1 (or inf) after * 2^75 * 2^74.
@@ -210,7 +215,7 @@ class C2STClassifier {
     // Output: p = sigmoid(z), loss = -mean(y log p + (1 - y) log(1 - p)) with p clipped to
     // [eps, 1 - eps] (float's eps, as scikit-learn's binary_log_loss); delta = p - y.
     // Vectorised over the batch; d3 holds p until it becomes the delta.
-    constexpr float clip = std::numeric_limits<float>::epsilon();
+    constexpr float clip = std::numeric_limits<F>::epsilon();
     d3.array() = 1.0f / (1.0f + (-z3.array()).exp());
     const auto pc = d3.array().max(clip).min(1.0f - clip);
     const double log_loss =
@@ -222,7 +227,7 @@ class C2STClassifier {
                       static_cast<double>(w3(params_).squaredNorm());
     const double loss = log_loss * inv_n + 0.5 * o.alpha * l2 * inv_n;
 
-    const float alpha = static_cast<float>(o.alpha), inv = static_cast<float>(inv_n);
+    const float alpha = static_cast<F>(o.alpha), inv = static_cast<F>(inv_n);
     // Layer 3: gW = (delta a2^T + alpha W) / n, gb = mean(delta).
     w3(grads_).noalias() = d3 * a2.transpose();
     w3(grads_) = (w3(grads_) + alpha * w3(params_)) * inv;
@@ -242,11 +247,11 @@ class C2STClassifier {
 
     // scikit-learn's Adam.
     ++t_;
-    const float b1c = static_cast<float>(o.beta1), b2c = static_cast<float>(o.beta2);
+    const float b1c = static_cast<F>(o.beta1), b2c = static_cast<F>(o.beta2);
     const double td = static_cast<double>(t_);
-    const float lr = static_cast<float>(o.learning_rate * std::sqrt(1.0 - std::pow(o.beta2, td)) /
+    const float lr = static_cast<F>(o.learning_rate * std::sqrt(1.0 - std::pow(o.beta2, td)) /
                                         (1.0 - std::pow(o.beta1, td)));
-    const float eps = static_cast<float>(o.epsilon);
+    const float eps = static_cast<F>(o.epsilon);
     m_.array() = b1c * m_.array() + (1.0f - b1c) * grads_.array();
     v_.array() = b2c * v_.array() + (1.0f - b2c) * grads_.array().square();
     params_.array() -= lr * m_.array() / (v_.array().sqrt() + eps);
@@ -254,15 +259,16 @@ class C2STClassifier {
   }
 
   Index d_, h_, b_, n_params_;
-  Vector<float> params_, grads_, m_, v_;  // [W1 (h x d), b1, W2 (h x h), b2, W3 (1 x h), b3]
-  Matrix<float> xb_;
-  RowVector<float> yb_;
-  Matrix<float> a1_, a2_;
-  RowVector<float> z3_;
-  Matrix<float> d1_, d2_;
-  RowVector<float> d3_;
+  Vector<F> params_, grads_, m_, v_;  // [W1 (h x d), b1, W2 (h x h), b2, W3 (1 x h), b3]
+  Matrix<F> xb_;
+  RowVector<F> yb_;
+  Matrix<F> a1_, a2_;
+  RowVector<F> z3_;
+  Matrix<F> d1_, d2_;
+  RowVector<F> d3_;
   long long t_ = 0;
 };
+using C2STClassifier = BasicC2STClassifier<>;
 
 inline void check_c2st_options(const char* where, const C2STOptions& o) {
   if (o.folds < 2) throw_invalid(where, "options.folds", o.folds, "must be at least 2");

@@ -26,13 +26,18 @@ struct GaussianMoments {
 /// per column, any scalar type), in double: each batch's own centred moments are merged into the
 /// running ones (Chan, Golub and LeVeque's pairwise update), which keeps the precision of a
 /// two-pass computation however many batches arrive. Allocates only when a batch is wider than
-/// every one before.
-class MomentAccumulator {
+/// every one before. MomentAccumulator is BasicMomentAccumulator<>, a class template of nothing
+/// so that its Eigen code is compiled only where it is used (issue 20).
+template <class Void = void>
+class BasicMomentAccumulator {
+  using VectorXd = detail::dependent_t<Eigen::VectorXd, Void>;
+  using MatrixXd = detail::dependent_t<Eigen::MatrixXd, Void>;
+
  public:
-  explicit MomentAccumulator(Index dim) {
+  explicit BasicMomentAccumulator(Index dim) {
     if (dim < 1) detail::throw_invalid("flowmatch::MomentAccumulator::MomentAccumulator", "dim", dim, "must be at least 1");
-    mean_ = Eigen::VectorXd::Zero(dim);
-    m2_ = Eigen::MatrixXd::Zero(dim, dim);
+    mean_ = VectorXd::Zero(dim);
+    m2_ = MatrixXd::Zero(dim, dim);
     batch_mean_.resize(dim);
   }
 
@@ -76,12 +81,13 @@ class MomentAccumulator {
   }
 
  private:
-  Eigen::VectorXd mean_;
-  Eigen::MatrixXd m2_;  ///< sum of outer products of the centred vectors
-  Eigen::VectorXd batch_mean_;
-  Eigen::MatrixXd centred_;
+  VectorXd mean_;
+  MatrixXd m2_;  ///< sum of outer products of the centred vectors
+  VectorXd batch_mean_;
+  MatrixXd centred_;
   Index count_ = 0;
 };
+using MomentAccumulator = BasicMomentAccumulator<>;
 
 /// Mean and unbiased covariance of the columns of `features` (d x n, n >= 2), in double.
 template <class D>
@@ -101,7 +107,9 @@ GaussianMoments gaussian_moments(const Eigen::MatrixBase<D>& features) {
 
 namespace detail {
 
-inline void check_moments(const char* where, const char* arg, const GaussianMoments& g) {
+template <class Void = void>
+void check_moments(const char* where, const char* arg, const GaussianMoments& g_) {
+  const dependent_t<GaussianMoments, Void>& g = g_;
   const std::string a(arg);
   if (g.mean.size() < 1) throw_invalid(where, a + ".mean.size()", g.mean.size(), "must be at least 1");
   require_rows(where, (a + ".covariance").c_str(), g.covariance.rows(), g.mean.size());
@@ -118,8 +126,10 @@ inline void check_moments(const char* where, const char* arg, const GaussianMome
 /// The symmetric positive semi-definite square root V sqrt(L) V^T of the covariance C, with
 /// eigenvalues that rounding made slightly negative clamped to 0; a clearly negative eigenvalue
 /// (below -1e-9 of the largest magnitude) throws InvalidArgument.
-inline Eigen::MatrixXd psd_sqrt(const char* where, const char* arg, const Eigen::MatrixXd& c) {
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(c);
+/// A template only so that the eigen-solver is compiled where it is used (see frechet_distance).
+template <class Void = void>
+Eigen::MatrixXd psd_sqrt(const char* where, const char* arg, const Eigen::MatrixXd& c) {
+  const Eigen::SelfAdjointEigenSolver<dependent_t<Eigen::MatrixXd, Void>> es(c);
   if (es.info() != Eigen::Success)
     throw NumericalError(std::string(where) + ": the eigen-decomposition of '" + arg + "' did not converge");
   const Eigen::VectorXd& l = es.eigenvalues();  // ascending
@@ -141,16 +151,23 @@ inline Eigen::MatrixXd psd_sqrt(const char* where, const char* arg, const Eigen:
 /// Throws DimensionMismatch when the dimensions differ, NumericalError for non-finite moments,
 /// InvalidArgument for a covariance that is not symmetric positive semi-definite.
 /// O(d^3): fine for the few hundred features of a classifier's last hidden layer.
-inline double frechet_distance(const GaussianMoments& a, const GaussianMoments& b) {
+/// A template (of nothing: call it as a function) so that Eigen's eigen-solver, some 5 s of
+/// compile time with g++, is compiled only in the files that call it, not in every file that
+/// includes <flowmatch.hpp>.
+template <class Void = void>
+double frechet_distance(const GaussianMoments& a_, const GaussianMoments& b_) {
   constexpr const char* where = "flowmatch::frechet_distance";
-  detail::check_moments(where, "a", a);
-  detail::check_moments(where, "b", b);
+  using MatrixXd = detail::dependent_t<Eigen::MatrixXd, Void>;
+  const detail::dependent_t<GaussianMoments, Void>& a = a_;
+  const detail::dependent_t<GaussianMoments, Void>& b = b_;
+  detail::check_moments<Void>(where, "a", a);
+  detail::check_moments<Void>(where, "b", b);
   if (b.mean.size() != a.mean.size()) detail::throw_dimension(where, "b", "dimension", b.mean.size(), a.mean.size());
-  const Eigen::MatrixXd ra = detail::psd_sqrt(where, "a.covariance", a.covariance);
-  detail::psd_sqrt(where, "b.covariance", b.covariance);  // validates b (positive semi-definite)
-  Eigen::MatrixXd m = ra * b.covariance * ra;
+  const MatrixXd ra = detail::psd_sqrt<Void>(where, "a.covariance", a.covariance);
+  detail::psd_sqrt<Void>(where, "b.covariance", b.covariance);  // validates b (positive semi-definite)
+  MatrixXd m = ra * b.covariance * ra;
   m = 0.5 * (m + m.transpose());
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(m, Eigen::EigenvaluesOnly);
+  const Eigen::SelfAdjointEigenSolver<MatrixXd> es(m, Eigen::EigenvaluesOnly);
   if (es.info() != Eigen::Success)
     throw NumericalError(std::string(where) + ": the eigen-decomposition of C_a^{1/2} C_b C_a^{1/2} did not converge");
   const double tr_sqrt = es.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();

@@ -38,9 +38,13 @@ inline S normal_pdf(S z) {
 /// a Chebyshev fit with relative error below 1.2e-7 for every x >= 0, so accurate in the tail
 /// (no 1 + erf cancellation). Where z^2 overflows t is 0 and q is 0; where only e^{-x^2}
 /// underflows, q is at most t times Eigen's smallest exp result (below 1e-38). q may be z.
-inline void normal_lower_tail(const float* z, float* q, Index m) {
-  ConstArrayMap<float> zz(z, m);
-  MutArrayMap<float> qq(q, m);
+/// (A template of nothing: its deeply nested expression costs 0.5 s to compile, now only in the
+/// files that use GELU; issue 20.)
+template <class Void = void>
+void normal_lower_tail(const float* z, float* q, Index m) {
+  using F = dependent_t<float, Void>;
+  ConstArrayMap<F> zz(z, m);
+  MutArrayMap<F> qq(q, m);
   const auto x = zz.abs() * 0.70710678118654752f;
   qq = (1.0f + 0.5f * x).inverse();  // t (read below before q is written, coefficient by coefficient)
   qq = 0.5f * qq *

@@ -53,9 +53,14 @@ inline Vector<double> read_task_row(std::string_view where, const std::string& d
 
 }  // namespace detail
 
+// The loaders below are templates of nothing (call them as functions): they visit every task
+// (visit_task), and as inline functions they compiled every task's simulator and reference
+// posterior into each file that included <flowmatch.hpp>; as templates, only where they are called.
+
 /// Observation k (1..10) of `task`: its x_dim() entries. Throws InvalidArgument for an unknown
 /// task or k outside 1..10, CsvError naming the file when it is missing or malformed.
-inline Vector<double> load_observation(const std::string& data_dir, std::string_view task, int k) {
+template <class Void = void>
+Vector<double> load_observation(const std::string& data_dir, std::string_view task, int k) {
   constexpr const char* where = "flowmatch::sbi::load_observation";
   if (!is_task_name(task)) detail::throw_unknown_task(where, task);
   const Index dim = visit_task(task, [](const auto& t) { return t.x_dim(); });
@@ -64,7 +69,8 @@ inline Vector<double> load_observation(const std::string& data_dir, std::string_
 
 /// The parameter (theta_dim() entries) that produced observation k (1..10) of `task`; errors as
 /// load_observation.
-inline Vector<double> load_true_parameters(const std::string& data_dir, std::string_view task, int k) {
+template <class Void = void>
+Vector<double> load_true_parameters(const std::string& data_dir, std::string_view task, int k) {
   constexpr const char* where = "flowmatch::sbi::load_true_parameters";
   if (!is_task_name(task)) detail::throw_unknown_task(where, task);
   const Index dim = visit_task(task, [](const auto& t) { return t.theta_dim(); });
@@ -76,7 +82,8 @@ inline Vector<double> load_true_parameters(const std::string& data_dir, std::str
 /// an unknown task, for one of the three analytic tasks (no stored files: use
 /// reference_samples()) and for k outside 1..10; NpyError naming the file when it is missing or
 /// malformed, and when it holds another shape than (10000, theta_dim()).
-inline Matrix<double> load_reference_samples(const std::string& data_dir, std::string_view task, int k) {
+template <class Void = void>
+Matrix<double> load_reference_samples(const std::string& data_dir, std::string_view task, int k) {
   constexpr const char* where = "flowmatch::sbi::load_reference_samples";
   if (!is_task_name(task)) detail::throw_unknown_task(where, task);
   const bool analytic = visit_task(task, [](const auto& t) { return std::decay_t<decltype(t)>::has_analytic_reference; });
@@ -101,8 +108,9 @@ inline Matrix<double> load_reference_samples(const std::string& data_dir, std::s
 /// gaussian_mixture (any n >= 0); the first n of the 10,000 stored samples for slcp and
 /// bernoulli_glm (n <= 10000; rng unused). Errors as load_observation and load_reference_samples,
 /// and InvalidArgument for n outside those ranges.
-inline Matrix<double> reference_samples(const std::string& data_dir, std::string_view task, int k, Rng& rng,
-                                        Index n = kNumReferenceSamples) {
+template <class Void = void>
+Matrix<double> reference_samples(const std::string& data_dir, std::string_view task, int k, Rng& rng,
+                                 Index n = kNumReferenceSamples) {
   constexpr const char* where = "flowmatch::sbi::reference_samples";
   if (!is_task_name(task)) detail::throw_unknown_task(where, task);
   detail::require_observation_number(where, k);

@@ -34,8 +34,11 @@ namespace detail {
 /// (std::mt19937(seed) is the same generator), 53-bit doubles ((a >> 5) 2^26 + (b >> 6)) / 2^53,
 /// and the Marsaglia polar method, which makes two normals per accepted pair and returns
 /// f x2 first, then the cached f x1.
-inline Vector<double> numpy_legacy_randn(std::uint32_t seed, Index n) {
-  std::mt19937 mt(seed);
+/// (A template of nothing, as the task below, so that <random>'s generator is compiled only where
+/// it is used.)
+template <class Void = void>
+Vector<double> numpy_legacy_randn(std::uint32_t seed, Index n) {
+  flowmatch::detail::dependent_t<std::mt19937, Void> mt(seed);
   const auto random_double = [&mt]() {
     const std::uint32_t a = static_cast<std::uint32_t>(mt()) >> 5, b = static_cast<std::uint32_t>(mt()) >> 6;
     return (static_cast<double>(a) * 67108864.0 + static_cast<double>(b)) / 9007199254740992.0;
@@ -68,7 +71,11 @@ inline Vector<double> numpy_legacy_randn(std::uint32_t seed, Index n) {
 /// theta = (offset, 9-tap filter) ~ N(0, P^{-1}) (smoothness prior); x = (spike count, 9
 /// stimulus-weighted spike counts) of 100 Bernoulli spikes with logits X theta.
 /// The reference posterior is stored (examples/posterior/sbibm/bernoulli_glm/reference_<k>.npy).
-class BernoulliGLM {
+/// BernoulliGLM is BasicBernoulliGLM<>: a class template of nothing, so that its constructor
+/// (a Cholesky factorisation) and simulator are compiled only in the files that use the task, not
+/// in every file that includes <flowmatch.hpp> (issue 20).
+template <class Void = void>
+class BasicBernoulliGLM {
  public:
   static constexpr std::string_view kName = "bernoulli_glm";
   static constexpr Index kSteps = 100;        ///< time steps of the stimulus and the spike train
@@ -77,8 +84,8 @@ class BernoulliGLM {
   static constexpr bool has_analytic_reference = false;
 
   /// Builds the stimulus, the design matrix, the prior's precision and its Cholesky factor.
-  BernoulliGLM() {
-    const Vector<double> noise = detail::numpy_legacy_randn(kStimulusSeed, kSteps);
+  BasicBernoulliGLM() {
+    const Vector<double> noise = detail::numpy_legacy_randn<Void>(kStimulusSeed, kSteps);
     stimulus_.resize(kSteps);
     for (Index t = 0; t < kSteps; ++t) stimulus_(t) = static_cast<double>(static_cast<float>(noise(t)));
     design_ = Matrix<double>::Zero(kSteps, kTaps + 1);
@@ -92,7 +99,8 @@ class BernoulliGLM {
     precision_ = Matrix<double>::Zero(kTaps + 1, kTaps + 1);
     precision_(0, 0) = 0.5;
     precision_.bottomRightCorner(kTaps, kTaps) = f.transpose() * f;
-    prior_cholesky_ = precision_.llt().matrixL();
+    const flowmatch::detail::dependent_t<Matrix<double>, Void>& precision = precision_;
+    prior_cholesky_ = precision.llt().matrixL();
   }
 
   std::string_view name() const { return kName; }
@@ -173,5 +181,7 @@ class BernoulliGLM {
   Matrix<double> precision_;
   Matrix<double> prior_cholesky_;  // lower-triangular L with precision_ = L L^T
 };
+
+using BernoulliGLM = BasicBernoulliGLM<>;
 
 }  // namespace flowmatch::sbi
