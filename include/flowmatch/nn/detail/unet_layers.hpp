@@ -16,10 +16,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/nn/detail/blocked_product.hpp"
+#include "flowmatch/nn/detail/conv_direct.hpp"
 #include "flowmatch/core/types.hpp"
 
 namespace flowmatch::detail::unet {
@@ -140,7 +142,20 @@ struct Conv {
 
   /// y = conv(x) for n samples (x: cin x hw_in n, y: cout x hw_out n, both sized by the caller).
   template <Real S>
-  void forward(const S* params, const Matrix<S>& x, Matrix<S>& y, Vector<S>& scratch, Index n) const {
+  void forward(const S* params, const Matrix<S>& x, Matrix<S>& y, Vector<S>& scratch, Index n,
+               bool portable = false) const {
+#if FLOWMATCH_CONV_DIRECT
+    if constexpr (std::is_same_v<S, float>) {
+      if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout)) {
+        if (scratch.size() < cin) scratch.resize(cin);  // grows once
+        scratch.head(cin).setZero();
+        conv3x3_direct(x.data(), cin, hw_in(), src.data(), hw_out(), params + w_off, cout, params + b_off, y.data(), n,
+                       false, scratch.data());
+        return;
+      }
+    }
+#endif
+    (void)portable;
     const Eigen::Map<const Matrix<S>> w(params + w_off, cout, taps() * cin);
     const Eigen::Map<const Vector<S>> b(params + b_off, cout);
     if (kind == ConvKind::k1) {
@@ -161,7 +176,39 @@ struct Conv {
   /// Given dy (cout x hw_out n): adds dL/dW, dL/db into grad, and dL/dx into dx (if not null).
   template <Real S>
   void backward(const S* params, S* grad, const Matrix<S>& x, const Matrix<S>& dy, Matrix<S>* dx, Vector<S>& scratch,
-                Vector<S>& dscratch, Index n) const {
+                Vector<S>& dscratch, Index n, bool portable = false) const {
+#if FLOWMATCH_CONV_DIRECT
+    if constexpr (std::is_same_v<S, float>) {
+      if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout) && (!dx || conv_direct_available<S>(cin))) {
+        Eigen::Map<Vector<S>> db(grad + b_off, cout);
+        db += dy.rowwise().sum();
+        const Index wsize = 9 * cin * cout;
+        const Index nz = std::max(cin, cout);
+        if (dscratch.size() < wsize + nz) dscratch.resize(wsize + nz);  // grows once
+        float* wt = dscratch.data();
+        const float* zeros = wt + wsize;  // a row of zeros, as long as any pixel's channels
+        std::fill_n(wt + wsize, nz, 0.0f);
+        conv3x3_weight_grad(x.data(), cin, hw_in(), src.data(), hw_out(), dy.data(), cout, grad + w_off, n, zeros);
+        if (!dx) return;
+        const float* w = params + w_off;
+        if (kind == ConvKind::k3) {
+          // Stride 1: dL/dx is the convolution of dy with the flipped, transposed kernel on the
+          // same table (input pixel q gets output pixel src(q, t) through tap 8 - t).
+          for (Index t = 0; t < 9; ++t)
+            for (Index co = 0; co < cout; ++co)
+              for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * ((8 - t) * cin + ci)];
+          conv3x3_direct(dy.data(), cout, hw_out(), src.data(), hw_in(), wt, cin, nullptr, dx->data(), n, true, zeros);
+        } else {
+          for (Index t = 0; t < 9; ++t)
+            for (Index co = 0; co < cout; ++co)
+              for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * (t * cin + ci)];
+          conv3x3_input_grad_scatter(dy.data(), cout, hw_out(), src.data(), hw_in(), wt, cin, dx->data(), n);
+        }
+        return;
+      }
+    }
+#endif
+    (void)portable;
     const Eigen::Map<const Matrix<S>> w(params + w_off, cout, taps() * cin);
     Eigen::Map<Matrix<S>> dw(grad + w_off, cout, taps() * cin);
     Eigen::Map<Vector<S>> db(grad + b_off, cout);
