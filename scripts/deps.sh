@@ -18,6 +18,8 @@
 #                       test skips, saying so loudly, without it)
 #   dataset-fashion-mnist   Fashion-MNIST (about 30 MB) for examples/fashion and the real-data tests
 #                       (without it those tests skip, saying so; scripts/test.sh prints a banner)
+#   doxygen             the documentation site (`cmake --build build --target docs`: the API reference
+#                       and docs/ as HTML; CI builds it and fails on any warning)
 FLOWMATCH_APT_PACKAGES=(
   cmake
   g++
@@ -37,6 +39,7 @@ FLOWMATCH_APT_PACKAGES=(
   openmpi-bin
   python3-numpy
   dataset-fashion-mnist
+  doxygen
 )
 
 # Installs whichever of FLOWMATCH_APT_PACKAGES is missing, with apt-get (through sudo unless run as

@@ -68,7 +68,7 @@ inline std::uint64_t splitmix64(std::uint64_t& x) {
 
 /// xoshiro256++ (Blackman and Vigna): a fast 64-bit generator with a 2^256 - 1 period, seeded
 /// through splitmix64 so that nearby seeds give unrelated streams. Satisfies
-/// std::uniform_random_bit_generator, so it also drives <random>'s distributions.
+/// std::uniform_random_bit_generator, so it also drives `<random>`'s distributions.
 class Rng {
  public:
   using result_type = std::uint64_t;

@@ -36,7 +36,7 @@ struct ModeCoverage {
 /// Mode coverage of the samples x under the mixture: each sample counts for its nearest mode (by
 /// Mahalanobis distance with the mode's diagonal std) when within `radius_in_std` stds of it; a
 /// mode is covered when it holds at least `min_fraction` of all samples. Agrees with
-/// GaussianMixture::mode_counts and ::modes_covered, which it calls.
+/// GaussianMixture::mode_counts and GaussianMixture::modes_covered, which it calls.
 template <class DX>
 ModeCoverage mode_coverage(const GaussianMixture& gmm, const Eigen::MatrixBase<DX>& x, double min_fraction = 0.02,
                            double radius_in_std = 3.0) {

@@ -1,15 +1,17 @@
 #pragma once
 /// \file
 /// The fixed-step steppers by name, for examples and tools that take a solver on the command line:
-/// one compile-time list, FixedSteppers<S>: the Runge-Kutta steppers, then the multistep AB2 and
+/// one compile-time list, `FixedSteppers<S>`: the Runge-Kutta steppers, then the multistep AB2 and
 /// AB3 (one drift evaluation a step, St::stages == 1). A new fixed-step stepper is its header (a
 /// class with `static constexpr std::string_view name`, `order` and `stages`, see
 /// explicit_steppers.hpp) plus one line in that list; stepper_names(), visit_stepper() and every
 /// `--solver` option follow.
 ///
+/// \code
 ///   flowmatch::visit_stepper<float>(opt.solver, [&]<class St>(std::type_identity<St>) {
 ///     flowmatch::ODESimulator<ODE, St>(ode).simulate_inplace(x, 0.0, 1.0, nfe / St::stages);
 ///   });
+/// \endcode
 
 #include <array>
 #include <cstddef>
@@ -59,7 +61,7 @@ R visit_stepper_at(std::string_view name, F& f) {
 
 }  // namespace detail
 
-/// Calls f(std::type_identity<St>{}) for the stepper St of FixedSteppers<S> named `name` and
+/// Calls `f(std::type_identity<St>{})` for the stepper St of `FixedSteppers<S>` named `name` and
 /// returns what f returns (the same type for every stepper). An unknown name throws
 /// InvalidArgument listing the known names.
 template <Real S, class F>

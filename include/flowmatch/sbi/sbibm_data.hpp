@@ -2,10 +2,12 @@
 /// \file
 /// Reading sbibm's observations and reference posterior samples from the project's copy
 /// (examples/posterior/sbibm/, made by its convert.py from sbibm commit f0bc440):
+/// \verbatim
 ///   <data_dir>/<task>/observations.csv     10 observations x_o, line k + 1 = observation k;
 ///   <data_dir>/<task>/true_parameters.csv  the 10 parameters that produced them;
 ///   <data_dir>/<task>/reference_<k>.npy    10,000 reference posterior samples of observation k
 ///                                          (slcp and bernoulli_glm only; float32, (10000, dim)).
+/// \endverbatim
 /// Observations are numbered k = 1..10 as in sbibm. reference_samples() draws the three analytic
 /// tasks' reference posteriors and reads the two stored ones.
 

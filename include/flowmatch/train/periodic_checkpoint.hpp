@@ -81,7 +81,7 @@ class PeriodicCheckpoint {
     return file;
   }
 
-  /// folder/<prefix>-<step, 12 digits>.safetensors
+  /// `folder/<prefix>-<step, 12 digits>.safetensors`
   std::filesystem::path path_for(long long step) const { return folder_ / file_name(prefix_, step); }
   const std::filesystem::path& last_saved() const { return last_saved_; }
 

@@ -70,7 +70,7 @@ Vector<double> numpy_legacy_randn(std::uint32_t seed, Index n) {
 
 /// theta = (offset, 9-tap filter) ~ N(0, P^{-1}) (smoothness prior); x = (spike count, 9
 /// stimulus-weighted spike counts) of 100 Bernoulli spikes with logits X theta.
-/// The reference posterior is stored (examples/posterior/sbibm/bernoulli_glm/reference_<k>.npy).
+/// The reference posterior is stored (`examples/posterior/sbibm/bernoulli_glm/reference_<k>.npy`).
 /// BernoulliGLM is BasicBernoulliGLM<>: a class template of nothing, so that its constructor
 /// (a Cholesky factorisation) and simulator are compiled only in the files that use the task, not
 /// in every file that includes <flowmatch.hpp> (issue 20).

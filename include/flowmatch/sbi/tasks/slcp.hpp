@@ -22,7 +22,7 @@
 namespace flowmatch::sbi {
 
 /// theta ~ U(-3, 3)^5; x = four iid draws of N((theta0, theta1), S(theta2, theta3, theta4)).
-/// The reference posterior is stored (examples/posterior/sbibm/slcp/reference_<k>.npy).
+/// The reference posterior is stored (`examples/posterior/sbibm/slcp/reference_<k>.npy`).
 class SLCP {
  public:
   static constexpr std::string_view kName = "slcp";
