@@ -1,9 +1,9 @@
 #pragma once
 // The examples' data files (docs/outputs.md): CSV with a header line naming the columns, then one
 // row per line. Numbers are written in full: the shortest text that reads back as the same float
-// or double (std::to_chars; a non-finite value as nan or inf), text cells are quoted when they hold a comma, a quote or a line
-// break (RFC 4180), an empty cell is a missing value. The file is written atomically (a temporary
-// file renamed over it), so a reader never sees half of one.
+// or double (std::to_chars; a non-finite value as nan or inf). Text cells are quoted when they
+// hold a comma, a quote or a line break (RFC 4180); an empty cell is a missing value. The file is
+// written atomically (a temporary file renamed over it), so a reader never sees half of one.
 //
 //   fm::examples::Csv s({"dataset", "x", "y"});
 //   s.samples(x, {"moons"});            // one row per column of x: moons,<x(0, j)>,<x(1, j)>
@@ -24,14 +24,6 @@
 #include <flowmatch/io/atomic_file.hpp>
 
 namespace flowmatch::examples {
-
-/// Column names of d coordinates: x,y for 2-D, else x0, x1, ..., x<d-1>.
-inline std::vector<std::string> coordinate_columns(long long d) {
-  if (d == 2) return {"x", "y"};
-  std::vector<std::string> names;
-  for (long long i = 0; i < d; ++i) names.push_back("x" + std::to_string(i));
-  return names;
-}
 
 /// Column names `first`, then `rest`.
 inline std::vector<std::string> columns(std::vector<std::string> first, const std::vector<std::string>& rest) {
