@@ -2,7 +2,8 @@
 // trained by CFMTrainer on batches that carry each sample's label, with condition dropout,
 // sampled with classifier-free guidance u = (1 + w) u(x, t | y) - w u(x, t | empty) for several
 // guidance weights w: one figure per w, and a table of how many samples of each class land on
-// their own mode.
+// their own mode; the drawn points (samples.csv, means.csv) and the table (guidance.csv) as CSV
+// beside the figures (docs/outputs.md).
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <flowmatch.hpp>
 
 #include "cli.hpp"
+#include "csv_out.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
 
@@ -83,13 +85,17 @@ int run(const Options& opt) {
   // The unconditional model (every label empty) first, then each w.
   std::vector<std::string> titles;
   std::vector<fm::Matrix<float>> results;
+  fm::examples::Csv table({"set", "guidance", "on_own_mode_percent", "mean_distance_to_own_mode", "mean_log_density",
+                           "modes_covered"});
   {
     fm::GuidedVectorFieldODE ode(model, fm::Vector<fm::Index>::Constant(n, model.empty_label()), 0.0);
     fm::EulerSimulator sim(ode);
     fm::Matrix<float> x = x0;
     sim.simulate_inplace(x, ts);
-    std::printf("| unconditional | (%lld of %lld modes covered) | | %.3f |\n",
-                static_cast<long long>(data.modes_covered(x)), opt.modes, data.log_density(x).mean());
+    const auto covered = static_cast<long long>(data.modes_covered(x));
+    const double log_density = data.log_density(x).mean();
+    std::printf("| unconditional | (%lld of %lld modes covered) | | %.3f |\n", covered, opt.modes, log_density);
+    table.row("unconditional", "", "", "", log_density, covered);
     titles.push_back("unconditional (empty label)");
     results.push_back(std::move(x));
   }
@@ -111,8 +117,10 @@ int run(const Options& opt) {
       own += best == labels(j);
       dist += std::sqrt((x.col(j).cast<double>() - data.means().col(labels(j))).squaredNorm()) / static_cast<double>(n);
     }
-    std::printf("| %g | %.1f%% | %.3f | %.3f |\n", w, 100.0 * static_cast<double>(own) / static_cast<double>(n), dist,
-                data.log_density(x).mean());
+    const double own_percent = 100.0 * static_cast<double>(own) / static_cast<double>(n);
+    const double log_density = data.log_density(x).mean();
+    std::printf("| %g | %.1f%% | %.3f | %.3f |\n", w, own_percent, dist, log_density);
+    table.row("guided", w, own_percent, dist, log_density, "");
     titles.push_back("guidance w = " + fmt("%g", w));
     results.push_back(std::move(x));
   }
@@ -140,9 +148,21 @@ int run(const Options& opt) {
   all.set_title("Class-conditional flow, colour = class label; black: the mixture's means");
   for (std::size_t r = 0; r < results.size(); ++r) draw(all.at(0, static_cast<int>(r)), r);
   all.save_png((out_dir / "conditional2d.png").string());
+
+  // The figures' points: every set's samples with the class it was asked for (none for the
+  // unconditional set, drawn grey), the mixture's means (black), and the table.
+  fm::examples::Csv samples({"set", "guidance", "label", "x", "y"});
+  for (fm::Index j = 0; j < n; ++j) samples.row("unconditional", "", "", results[0](0, j), results[0](1, j));
+  for (std::size_t r = 1; r < results.size(); ++r)
+    samples.labelled_samples(results[r], labels, {"guided", fm::examples::csv_number(opt.guidance[r - 1])});
+  fm::examples::Csv means({"label", "x", "y"});
+  means.labelled_samples(data.means(), fm::Vector<fm::Index>::LinSpaced(classes, 0, classes - 1));
+  samples.save(out_dir / "samples.csv");
+  means.save(out_dir / "means.csv");
+  table.save(out_dir / "guidance.csv");
   std::printf("\nwrote %s/{conditional2d.png", out_dir.string().c_str());
   for (const auto& w : written) std::printf(", %s", w.c_str());
-  std::printf("}\n");
+  std::printf(", samples.csv, means.csv, guidance.csv}\n");
   return 0;
 }
 

@@ -3,8 +3,11 @@
 // mixture), on the straight path x_t = t x1 + (1 - t) x0, then samples each with Euler at
 // NFE = 1, 2, 4, 8, 100 and prints the exact W2 distance of the samples to a fresh target sample.
 // OT pairs cross less, so the learned flow is straighter and few-step sampling is better.
+// Writes the samples of every NFE, the target sample, the drawn trajectories and the table as CSV
+// beside the figure (docs/outputs.md).
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -16,6 +19,7 @@
 #include <flowmatch.hpp>
 
 #include "cli.hpp"
+#include "csv_out.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
 
@@ -75,6 +79,7 @@ void evaluate(Trained& t, const fm::Matrix<float>& x0, const fm::Matrix<float>& 
 }
 
 struct Problem {
+  std::string key;  // the problem's name in the CSV files
   std::string name;
   double bound;
   fm::Matrix<float> x0, target;
@@ -83,9 +88,10 @@ struct Problem {
 };
 
 template <class Source, class Data>
-Problem run_problem(const Options& opt, const std::string& name, double bound, const Source& source, const Data& data) {
+Problem run_problem(const Options& opt, const std::string& key, const std::string& name, double bound,
+                    const Source& source, const Data& data) {
   std::printf("\n== %s ==\n", name.c_str());
-  Problem p{name, bound, {}, {}, {}, 0.0};
+  Problem p{key, name, bound, {}, {}, {}, 0.0};
   fm::Rng rng(static_cast<std::uint64_t>(opt.seed) + 100);
   p.x0.resize(2, opt.samples);
   p.target.resize(2, opt.samples);
@@ -153,8 +159,8 @@ int run(const Options& opt) {
   std::printf("2, %d thread(s), seed %lld, W2 on %lld samples\n", fm::num_threads(), opt.seed, opt.samples);
 
   std::vector<Problem> problems;
-  problems.push_back(run_problem(opt, "8 gaussians -> moons", 6.0, fm::eight_gaussians(4.0, 0.3), fm::Moons(0.1, 3.0)));
-  problems.push_back(run_problem(opt, "N(0, I) -> 11-mode mixture", 15.0, fm::StandardNormal(2),
+  problems.push_back(run_problem(opt, "8gaussians_to_moons", "8 gaussians -> moons", 6.0, fm::eight_gaussians(4.0, 0.3), fm::Moons(0.1, 3.0)));
+  problems.push_back(run_problem(opt, "normal_to_11modes", "N(0, I) -> 11-mode mixture", 15.0, fm::StandardNormal(2),
                                  fm::GaussianMixture::symmetric_2D(11, 1.0, 10.0)));
 
   std::printf("\nW2 of %lld Euler samples to %lld target samples (exact assignment):\n\n", opt.samples, opt.samples);
@@ -171,7 +177,42 @@ int run(const Options& opt) {
   for (const Problem& p : problems) std::printf("  %s %.3f;", p.name.c_str(), p.floor_w2);
   std::printf("\n");
   draw(problems, out_dir / "couplings.png");
-  std::printf("wrote %s/couplings.png\n", out_dir.string().c_str());
+
+  // The data: every NFE's samples (the figure shows NFE 2), the target sample (grey), the drawn
+  // trajectories, and the table.
+  // Couplings by their names in lower case, spaces as '_': independent, minibatch_ot.
+  const auto key = [](std::string name) {
+    for (char& c : name) c = c == ' ' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
+  };
+  std::vector<std::string> w2_columns{"problem", "coupling", "train_s"};
+  for (int nfe : kNfes) w2_columns.push_back("w2_nfe" + std::to_string(nfe));
+  w2_columns.push_back("floor_w2");
+  fm::examples::Csv samples({"problem", "coupling", "nfe", "x", "y"});
+  fm::examples::Csv target({"problem", "x", "y"});
+  fm::examples::Csv trajectories({"problem", "coupling", "trajectory", "t", "x", "y"});
+  fm::examples::Csv table(w2_columns);
+  for (const Problem& p : problems) {
+    target.samples(p.target, {p.key});
+    for (const Trained& t : p.runs) {
+      const std::string coupling = key(t.coupling);
+      for (std::size_t k = 0; k < kNfes.size(); ++k) samples.samples(t.samples[k], {p.key, coupling, std::to_string(kNfes[k])});
+      const std::size_t nt = t.trajectory.size();  // 101 time points, t = k / 100
+      for (fm::Index j = 0; j < t.trajectory.front().cols(); ++j)
+        for (std::size_t k = 0; k < nt; ++k)
+          trajectories.row(p.key, coupling, j, static_cast<double>(k) / static_cast<double>(nt - 1), t.trajectory[k](0, j),
+                           t.trajectory[k](1, j));
+      std::vector<double> numbers{t.seconds};
+      numbers.insert(numbers.end(), t.w2.begin(), t.w2.end());
+      numbers.push_back(p.floor_w2);
+      table.row_values({p.key, coupling}, numbers);
+    }
+  }
+  samples.save(out_dir / "samples.csv");
+  target.save(out_dir / "target.csv");
+  trajectories.save(out_dir / "trajectories.csv");
+  table.save(out_dir / "w2.csv");
+  std::printf("wrote %s/{couplings.png, samples.csv, target.csv, trajectories.csv, w2.csv}\n", out_dir.string().c_str());
   return 0;
 }
 

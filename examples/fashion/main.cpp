@@ -6,7 +6,8 @@
 // then samples with classifier-free guidance
 //   dx/dt = (1 + w) u(x, t | y) - w u(x, t | empty)   (w = 0: the conditional model alone)
 // and writes a 10 x 10 grid (one row per class) per guidance weight, and evaluates the samples
-// with a classifier trained on the real images (see evaluate.hpp).
+// with a classifier trained on the real images (see evaluate.hpp). The grids' images and the
+// evaluation's are written as CSV too (docs/outputs.md).
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +24,7 @@
 #include <flowmatch/io/checkpoint.hpp>
 
 #include "cli.hpp"
+#include "csv_out.hpp"
 #include "fashion_model.hpp"
 #include "mpi_job.hpp"
 #include "plot.hpp"
@@ -42,7 +44,7 @@ struct Options : fm::examples::CommonOptions {
   double minutes = 10.0;        // training time budget (ignored when --steps > 0)
   double dropout = 0.1;
   double ema = -1.0;            // EMA decay (-1: 0.999 for the MLP, 0.995 for the U-Net, which takes fewer steps)
-  std::string samples_out;      // folder for samples_w<w>.csv (the evaluation's generated images)
+  std::string samples_out;      // folder for samples_w<w>.csv (the evaluation's generated images; default OUT)
   long long frequencies = 8;
   std::vector<double> guidance{0.0, 0.5, 1.0, 2.0, 4.0};
   double grid_guidance = 2.0;   // the guidance weight of grid.png
@@ -136,19 +138,13 @@ struct EvalRow {
 // it assigns to their conditioning class, and the Frechet distance between its last hidden layer's
 // features of the generated images and of as many real test images (the floor: real training
 // images against the same test images).
-// One image per line: its label, then its 784 pixels in [-1, 1] (row-major).
-void write_samples_csv(const std::filesystem::path& file, const fm::Matrix<float>& x, const fm::Vector<fm::Index>& labels) {
-  std::FILE* f = std::fopen(file.string().c_str(), "w");
-  if (f == nullptr) throw fm::Error("fashion: cannot write '" + file.string() + "'");
-  std::fprintf(f, "label");
-  for (fm::Index i = 0; i < x.rows(); ++i) std::fprintf(f, ",p%lld", static_cast<long long>(i));
-  std::fprintf(f, "\n");
-  for (fm::Index j = 0; j < x.cols(); ++j) {
-    std::fprintf(f, "%lld", static_cast<long long>(labels(j)));
-    for (fm::Index i = 0; i < x.rows(); ++i) std::fprintf(f, ",%.4f", static_cast<double>(x(i, j)));
-    std::fprintf(f, "\n");
-  }
-  if (std::fclose(f) != 0) throw fm::Error("fashion: cannot write '" + file.string() + "'");
+// One image per line: its label, then its 784 pixels in [-1, 1] (row-major); docs/outputs.md.
+void write_images_csv(const std::filesystem::path& file, const fm::Matrix<float>& x, const fm::Vector<fm::Index>& labels) {
+  std::vector<std::string> pixels;
+  for (fm::Index i = 0; i < x.rows(); ++i) pixels.push_back("p" + std::to_string(i));
+  fm::examples::Csv csv(fm::examples::columns({"label"}, pixels));
+  csv.labelled_samples(x, labels);
+  csv.save(file);
 }
 
 template <class M>
@@ -208,7 +204,8 @@ std::vector<EvalRow> evaluate(const Options& opt, const M& sampler, const fm::La
     if (!x.allFinite()) throw fm::NumericalError("fashion: non-finite generated images at guidance " + fmt("%g", w));
     // The classifier sees what a PNG shows: pixels clipped to [-1, 1].
     const fm::Matrix<float> clipped = x.cwiseMax(-1.0f).cwiseMin(1.0f);
-    if (!opt.samples_out.empty()) write_samples_csv(std::filesystem::path(opt.samples_out) / ("samples_w" + fmt("%g", w) + ".csv"), clipped, labels);
+    const std::filesystem::path samples_dir = opt.samples_out.empty() ? out_dir : std::filesystem::path(opt.samples_out);
+    write_images_csv(samples_dir / ("samples_w" + fmt("%g", w) + ".csv"), clipped, labels);
     const double acc = fm::classification_accuracy(clf, clipped, labels);
     const double fd = fm::frechet_distance(ref_moments, fm::feature_moments(clf, clipped));
     rows.push_back({"generated", acc, fd, seconds_since(t_w)});
@@ -395,6 +392,8 @@ int run(const Options& opt, const fm::examples::Job& job) {
     const std::string title = "Fashion-MNIST flow, step " + std::to_string(flow.steps_done()) + ", guidance w = " +
                               fmt("%g", w) + ", " + opt.solver + " x " + std::to_string(ode_steps);
     write_grid(out_dir / ("grid_w" + fmt("%g", w) + ".png"), images, 10, 10, class_names, title);
+    // The grid's images as drawn (pixels clipped to [-1, 1]), one row of the grid = one class.
+    write_images_csv(out_dir / ("grid_w" + fmt("%g", w) + ".csv"), images.cwiseMax(-1.0f).cwiseMin(1.0f), grid_labels);
     if (w == opt.grid_guidance) write_grid(out_dir / "grid.png", images, 10, 10, class_names, title);
   }
   {
@@ -409,7 +408,8 @@ int run(const Options& opt, const fm::examples::Job& job) {
   }
   std::printf("fashion: wrote grid.png (w = %g), grid_w<w>.png for w in {", opt.grid_guidance);
   for (std::size_t k = 0; k < weights.size(); ++k) std::printf("%s%g", k ? ", " : "", weights[k]);
-  std::printf("} and real.png to %s (%s, %lld steps = %lld evaluations of the guided field; %.1f s)\n",
+  std::printf("} with their images as grid_w<w>.csv, and real.png to %s (%s, %lld steps = %lld evaluations of the "
+              "guided field; %.1f s)\n",
               out_dir.string().c_str(), opt.solver.c_str(), static_cast<long long>(ode_steps),
               static_cast<long long>(ode_steps * ff::solver_stages(solver)),
               std::chrono::duration<double>(Clock::now() - t_grids).count());
@@ -434,7 +434,8 @@ int run(const Options& opt, const fm::examples::Job& job) {
                   generated ? fmt("%g", w).c_str() : "-", 100.0 * r.accuracy, k == 0 ? "-" : fmt("%.3f", r.frechet).c_str());
     }
     std::fclose(f);
-    std::printf("\nfashion: wrote %s\n", csv.string().c_str());
+    std::printf("\nfashion: wrote %s and the evaluation's images as %s/samples_w<w>.csv\n", csv.string().c_str(),
+                (opt.samples_out.empty() ? out_dir : std::filesystem::path(opt.samples_out)).string().c_str());
   }
   std::printf("fashion: total wall time %.1f s (%.2f min)\n", since_start(), since_start() / 60.0);
   return 0;
@@ -456,7 +457,8 @@ int main(int argc, char** argv) {
       ->check(fm::examples::at_least(8))->capture_default_str();
   app.add_option("--blocks", opt.blocks, "U-Net residual blocks per level")->check(fm::examples::at_least(1))->capture_default_str();
   app.add_option("--samples-out", opt.samples_out, "folder for the evaluation's generated images, samples_w<w>.csv "
-                                                   "per guidance weight (label,p0,...,p783; pixels in [-1, 1])");
+                                                   "per guidance weight (label,p0,...,p783; pixels in [-1, 1]; "
+                                                   "default: the --out folder)");
   app.add_option("--minutes", opt.minutes, "training time budget in minutes (used unless --steps is given)")
       ->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_option("--dropout", opt.dropout, "label dropout probability")->check(CLI::Range(0.0, 0.999))->capture_default_str();

@@ -1,7 +1,8 @@
 // gallery: one flow-matching model per toy data set (moons, circles, checkerboard, 8 gaussians,
 // Swiss roll, and an empirical data set read from a CSV file), each trained from N(0, I) on the
 // straight path (Adam with warm-up and cosine decay, EMA of the weights), sampled with 100 Euler steps; one PNG grid of target vs generated, and the exact W2
-// of each generated sample to a fresh target sample.
+// of each generated sample to a fresh target sample. Writes the drawn points (samples.csv) and the
+// table (w2.csv) beside the figure (docs/outputs.md).
 
 #include <algorithm>
 #include <chrono>
@@ -19,6 +20,7 @@
 #include <flowmatch.hpp>
 
 #include "cli.hpp"
+#include "csv_out.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
 
@@ -40,6 +42,7 @@ struct Options : fm::examples::CommonOptions {
 constexpr double kBound = 4.0;
 
 struct Result {
+  std::string key;  // the data set's name in the CSV files
   std::string name;
   fm::Matrix<float> target, generated;
   double w2 = 0.0, floor_w2 = 0.0, seconds = 0.0;
@@ -60,7 +63,7 @@ void write_heart_csv(const std::filesystem::path& file) {
 }
 
 template <class Data>
-Result run_one(const Options& opt, const std::string& name, const Data& data) {
+Result run_one(const Options& opt, const std::string& key, const std::string& name, const Data& data) {
   std::printf("%s:\n", name.c_str());
   std::vector<fm::Index> hidden(opt.hidden.begin(), opt.hidden.end());
   const auto seed = static_cast<std::uint64_t>(opt.seed);
@@ -84,7 +87,7 @@ Result run_one(const Options& opt, const std::string& name, const Data& data) {
     fm::CFMTrainer trainer(fm::GaussianConditionalPath(data, fm::LinearAlpha{}, fm::LinearBeta{}), model, adam, seed + 1);
     trainer.train(opt.steps, opt.batch, progress_cb);
   }
-  Result r{name, {}, {}, 0.0, 0.0, 0.0};
+  Result r{key, name, {}, {}, 0.0, 0.0, 0.0};
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fm::Rng rng(seed + 2);
   r.target.resize(2, opt.samples);
@@ -117,15 +120,25 @@ int run(const Options& opt) {
               opt.steps, opt.batch, opt.lr, opt.warmup, opt.ema, opt.ot ? "minibatch-OT" : "independent", opt.nfe, fm::num_threads(), opt.seed);
 
   std::vector<Result> results;
-  results.push_back(run_one(opt, "moons", fm::Moons(0.08, 2.0)));
-  results.push_back(run_one(opt, "circles", fm::Circles(0.5, 0.04, 3.0)));
-  results.push_back(run_one(opt, "checkerboard", fm::Checkerboard(4, 1.5)));
-  results.push_back(run_one(opt, "8 gaussians", fm::eight_gaussians(2.8, 0.2)));
-  results.push_back(run_one(opt, "swiss roll", fm::SwissRoll(0.4, 0.22)));
-  results.push_back(run_one(opt, "empirical (" + std::filesystem::path(csv).filename().string() + ")", empirical));
+  results.push_back(run_one(opt, "moons", "moons", fm::Moons(0.08, 2.0)));
+  results.push_back(run_one(opt, "circles", "circles", fm::Circles(0.5, 0.04, 3.0)));
+  results.push_back(run_one(opt, "checkerboard", "checkerboard", fm::Checkerboard(4, 1.5)));
+  results.push_back(run_one(opt, "8gaussians", "8 gaussians", fm::eight_gaussians(2.8, 0.2)));
+  results.push_back(run_one(opt, "swissroll", "swiss roll", fm::SwissRoll(0.4, 0.22)));
+  results.push_back(run_one(opt, "empirical", "empirical (" + std::filesystem::path(csv).filename().string() + ")", empirical));
 
   std::printf("\n| data set | train s | W2 generated vs target | W2 floor (two target samples) |\n|---|---:|---:|---:|\n");
   for (const Result& r : results) std::printf("| %s | %.1f | %.3f | %.3f |\n", r.name.c_str(), r.seconds, r.w2, r.floor_w2);
+
+  // The figure's points (top row: target, bottom row: generated) and the table.
+  fm::examples::Csv samples({"dataset", "kind", "x", "y"});
+  fm::examples::Csv table({"dataset", "train_s", "w2", "floor_w2"});
+  for (const Result& r : results) {
+    samples.samples(r.target, {r.key, "target"}).samples(r.generated, {r.key, "generated"});
+    table.row(r.key, r.seconds, r.w2, r.floor_w2);
+  }
+  samples.save(out_dir / "samples.csv");
+  table.save(out_dir / "w2.csv");
 
   plt::Figure fig(2, static_cast<int>(results.size()), 300, 300);
   fig.set_title("Toy data sets: target (top) and generated from N(0, I), " + std::to_string(opt.nfe) + " Euler steps (bottom)");
@@ -147,7 +160,7 @@ int run(const Options& opt) {
     }
   }
   fig.save_png((out_dir / "gallery.png").string());
-  std::printf("wrote %s/gallery.png\n", out_dir.string().c_str());
+  std::printf("wrote %s/{gallery.png, samples.csv, w2.csv}\n", out_dir.string().c_str());
   return 0;
 }
 

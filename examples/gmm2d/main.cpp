@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -23,6 +22,7 @@
 #include <flowmatch/train/periodic_checkpoint.hpp>
 
 #include "cli.hpp"
+#include "csv_out.hpp"
 #include "mpi_job.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
@@ -89,22 +89,17 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
+// samples.csv (x,y) and losses.csv (step,loss), in full precision (docs/outputs.md).
 void write_samples_csv(const std::filesystem::path& file, const fm::Matrix<float>& x) {
-  std::ofstream os(file);
-  if (!os) throw fm::Error("cannot open '" + file.string() + "' for writing");
-  os << "x,y\n";
-  os.precision(7);
-  for (fm::Index j = 0; j < x.cols(); ++j) os << x(0, j) << ',' << x(1, j) << '\n';
-  if (!os) throw fm::Error("error while writing '" + file.string() + "'");
+  fm::examples::Csv csv({"x", "y"});
+  csv.samples(x);
+  csv.save(file);
 }
 
 void write_losses_csv(const std::filesystem::path& file, const std::vector<double>& losses) {
-  std::ofstream os(file);
-  if (!os) throw fm::Error("cannot open '" + file.string() + "' for writing");
-  os << "step,loss\n";
-  os.precision(7);
-  for (std::size_t k = 0; k < losses.size(); ++k) os << k + 1 << ',' << losses[k] << '\n';
-  if (!os) throw fm::Error("error while writing '" + file.string() + "'");
+  fm::examples::Csv csv({"step", "loss"});
+  for (std::size_t k = 0; k < losses.size(); ++k) csv.row(k + 1, losses[k]);
+  csv.save(file);
 }
 
 // Peak resident set size of this process so far, in MiB (Linux reports ru_maxrss in KiB).

@@ -44,6 +44,7 @@
 #include <flowmatch.hpp>
 
 #include "cli.hpp"
+#include "csv_out.hpp"
 #include "datasets.hpp"
 #include "plot.hpp"
 
@@ -490,6 +491,21 @@ void print_table(const std::vector<std::tuple<std::string, std::string, long lon
 
   // NFE against W2, one panel per task.
   if (out.empty()) return;
+  // The table as CSV (docs/outputs.md): the paper's row, then one row per RESULT line.
+  fm::examples::Csv results({"task", "method", "nfe", "w2_mean", "w2_std", "npe_mean", "seeds"});
+  for (const auto& t : tasks) results.row(t, "otcfm_paper", 100, paper[t].first, paper[t].second, "", "");
+  for (const Key& k : rows)
+    for (const auto& t : tasks) {
+      const auto it = cells.find({k, t});
+      if (it == cells.end()) continue;
+      const Cell& c = it->second;
+      if (c.npe.empty())
+        results.row(t, std::get<0>(k), std::get<1>(k), mean(c.w2), stddev(c.w2), "", c.w2.size());
+      else
+        results.row(t, std::get<0>(k), std::get<1>(k), mean(c.w2), stddev(c.w2), mean(c.npe), c.w2.size());
+    }
+  results.save(out / "results.csv");
+  std::printf("wrote %s\n", (out / "results.csv").string().c_str());
   plt::Figure fig(1, static_cast<int>(tasks.size()), 470, 520);
   fig.set_title("W2 to the test points against NFE, mean over seeds");
   for (std::size_t c = 0; c < tasks.size(); ++c) {

@@ -1,7 +1,8 @@
 // solvers: trains the reference workload once (11-mode Gaussian mixture, alpha_t = t, beta_t = sqrt(1 - t),
 // MLP [x, t] -> 1024 -> 16 -> 2), then samples it with every ODE solver at a range of NFE (drift
 // evaluations) and scores each run by the exact W2 distance to fresh target samples; also the
-// model's log-likelihood of held-out target samples next to their true log-density.
+// model's log-likelihood of held-out target samples next to their true log-density. Writes every
+// run's samples, the target samples and the tables as CSV beside the figure (docs/outputs.md).
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <flowmatch.hpp>
 
 #include "cli.hpp"
+#include "csv_out.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
 
@@ -41,14 +43,15 @@ struct Run {
   double w2 = 0.0;   ///< exact W2 to fresh target samples
   double rms = 0.0;  ///< RMS distance to the reference solution from the same x0 (the solver's own error)
   double ms = 0.0;
+  fm::Matrix<float> x;  ///< the samples
 };
 
 // The samples' scores: W2 to the target samples, RMS distance to the reference solution.
 Run score(std::string solver, long long nfe, double ms, const fm::Matrix<float>& x, const fm::Matrix<float>& target,
           const fm::Matrix<double>& reference) {
-  if (!x.allFinite()) return {std::move(solver), nfe, -1.0, -1.0, ms};
+  if (!x.allFinite()) return {std::move(solver), nfe, -1.0, -1.0, ms, x};
   const double rms = std::sqrt((x.cast<double>() - reference).colwise().squaredNorm().mean());
-  return {std::move(solver), nfe, fm::wasserstein2(x, target), rms, ms};
+  return {std::move(solver), nfe, fm::wasserstein2(x, target), rms, ms, x};
 }
 
 template <class St>
@@ -200,7 +203,32 @@ int run(const Options& opt) {
   std::printf("  model, exact divergence:          %.4f  (%.2f s)\n", ll.mean(), ll_s);
   std::printf("  model, Hutchinson (%lld probe%s):    %.4f  (%.2f s)\n", opt.probes, opt.probes == 1 ? "" : "s", llh.mean(), llh_s);
   std::printf("  true mean log-density (p_data):   %.4f\n", truth);
-  std::printf("wrote %s/nfe_vs_w2.png\n", out_dir.string().c_str());
+
+  // The data: every run's samples (from the same x0), the target samples they are scored against,
+  // the tables (the figure's points; an empty w2 and rms: the run diverged) and the log-likelihoods.
+  fm::examples::Csv samples({"solver", "rtol", "nfe", "x", "y"});
+  fm::examples::Csv scores({"solver", "rtol", "nfe", "w2", "rms_to_reference", "ms", "floor_w2"});
+  const auto add_run = [&](const Run& r, const std::string& rtol) {
+    samples.samples(r.x, {r.solver, rtol, std::to_string(r.nfe)});
+    if (r.w2 >= 0)
+      scores.row(r.solver, rtol, r.nfe, r.w2, r.rms, r.ms, floor_w2);
+    else
+      scores.row(r.solver, rtol, r.nfe, "", "", r.ms, floor_w2);
+  };
+  for (const Run& r : runs) add_run(r, "");
+  for (std::size_t k = 0; k < adaptive.size(); ++k) add_run(adaptive[k], fm::examples::csv_number(tols[k]));
+  fm::examples::Csv target_csv({"x", "y"});
+  target_csv.samples(target);
+  fm::examples::Csv likelihood({"estimator", "mean_log_likelihood", "seconds", "heldout", "steps", "probes"});
+  likelihood.row("exact_divergence", ll.mean(), ll_s, opt.heldout, opt.likelihood_steps, "");
+  likelihood.row("hutchinson", llh.mean(), llh_s, opt.heldout, opt.likelihood_steps, opt.probes);
+  likelihood.row("true_log_density", truth, "", opt.heldout, "", "");
+  samples.save(out_dir / "samples.csv");
+  target_csv.save(out_dir / "target.csv");
+  scores.save(out_dir / "nfe_vs_w2.csv");
+  likelihood.save(out_dir / "log_likelihood.csv");
+  std::printf("wrote %s/{nfe_vs_w2.png, samples.csv, target.csv, nfe_vs_w2.csv, log_likelihood.csv}\n",
+              out_dir.string().c_str());
   return 0;
 }
 
