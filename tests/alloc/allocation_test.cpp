@@ -15,6 +15,8 @@
 
 #include "support/allocation_counter.hpp"
 
+#include <flowmatch/nn/unet_vector_field.hpp>
+
 // ------------------------------------------------------------------------------------------------
 // The tests.
 using namespace flowmatch;
@@ -449,5 +451,48 @@ TEST_CASE("Few-step training: weighted times, paired (reflow) paths and MeanFlow
       CHECK(cp.total() == 0);
       CHECK(cm.total() == 0);
     }
+  }
+}
+
+TEST_CASE("UNetVectorField: training steps and guided sampling steps allocate nothing after the first", "[alloc][unet]") {
+  ThreadsGuard guard;
+  // 8 x 8 images of two classes; widths that are multiples of 8, so that the direct convolution
+  // kernels run where they are compiled in (and the portable im2col path otherwise).
+  Rng data_rng(5);
+  Matrix<double> images(64, 64);
+  data_rng.fill_normal(images);
+  Vector<Index> classes(64);
+  for (Index j = 0; j < 64; ++j) classes(j) = j % 2;
+  UNetOptions options;
+  options.channels = 1;
+  options.height = 8;
+  options.width = 8;
+  options.widths = {8, 16};
+  options.groups = 4;
+  options.embedding = 16;
+  options.frequencies = 4;
+  UNetVectorField<float> unet(options, ConditionKind::Label, 2, 0);
+  Adam<float> adam(1e-3);
+  TrainerOptions dropout;
+  dropout.condition_dropout = 0.2;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    CFMTrainer trainer(GaussianConditionalPath(Empirical::with_labels(images, classes, 2), LinearAlpha{}, LinearBeta{}),
+                       unet, adam, 6, dropout);
+    trainer.step(32);  // warm-up: sizes every buffer
+    for (int k = 0; k < 2; ++k) {
+      const Counts c = count_allocations([&] { trainer.step(32); });
+      INFO(threads << " threads, step " << k + 2 << ": operator new " << c.operator_new << ", malloc " << c.malloc);
+      CHECK(c.total() == 0);
+    }
+    Vector<Index> labels(16);
+    for (Index j = 0; j < 16; ++j) labels(j) = j % 2;
+    GuidedVectorFieldODE ode(unet, labels, 2.0);
+    auto sim = ODESimulator<decltype(ode), MidpointStepper<float>>(ode, MidpointStepper<float>{});
+    Matrix<float> x = Matrix<float>::Ones(64, 16);
+    sim.step(x, 0.0, 0.1);
+    const Counts c = count_allocations([&] { sim.step(x, 0.1, 0.1); });
+    INFO(threads << " threads, a guided midpoint step: operator new " << c.operator_new << ", malloc " << c.malloc);
+    CHECK(c.total() == 0);
   }
 }

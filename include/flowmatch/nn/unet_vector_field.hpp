@@ -572,10 +572,10 @@ class UNetVectorField {
     convs_[static_cast<std::size_t>(b.conv1)].forward(w, r.s1, r.h1, p.col, n);
     b.gn2.forward(w, r.h1, r.xhat2, r.a2, r.rstd2, n, p.norm);
     b.film.forward(w, p.e, r.film);
+    r.film.topRows(co).array() += S(1);  // kept as 1 + scale (backward reads it so)
     for (Index s = 0; s < n; ++s)
-      r.f2.middleCols(s * b.hw, b.hw).array() =
-          (r.a2.middleCols(s * b.hw, b.hw).array().colwise() * (S(1) + r.film.col(s).head(co).array())).colwise() +
-          r.film.col(s).tail(co).array();
+      for (Index q = s * b.hw; q < (s + 1) * b.hw; ++q)
+        r.f2.col(q).array() = r.a2.col(q).array() * r.film.col(s).head(co).array() + r.film.col(s).tail(co).array();
     detail::unet::silu_forward(r.f2, r.s2);
     convs_[static_cast<std::size_t>(b.conv2)].forward(w, r.s2, out, p.col, n);
     if (b.skip >= 0) {
@@ -653,7 +653,7 @@ class UNetVectorField {
       auto d = r.d_a.middleCols(s * b.hw, b.hw);
       r.dfilm.col(s).head(co) = (d.array() * r.a2.middleCols(s * b.hw, b.hw).array()).matrix().rowwise().sum();
       r.dfilm.col(s).tail(co) = d.rowwise().sum();
-      d.array().colwise() *= (S(1) + r.film.col(s).head(co).array());
+      for (Index q = 0; q < b.hw; ++q) d.col(q).array() *= r.film.col(s).head(co).array();  // 1 + scale
     }
     b.film.backward(w, g, p.e, r.dfilm, &p.de);
     r.d_b.setZero();
