@@ -36,7 +36,7 @@ start=$SECONDS
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize" \
   -DFLOWMATCH_BUILD_EXAMPLES=OFF -DFLOWMATCH_BUILD_BENCHMARKS=OFF -DFLOWMATCH_BUILD_FUZZERS=ON \
-  -DFLOWMATCH_NATIVE=OFF
+  -DFLOWMATCH_NATIVE=OFF -DFLOWMATCH_UNITY_TESTS=ON
 targets=(flowmatch_tests)
 for f in "${fuzzers[@]}"; do targets+=("flowmatch_${f}_fuzzer"); done
 cmake --build "$build_dir" --parallel "$jobs" --target "${targets[@]}"

@@ -14,6 +14,10 @@
 
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using test::kSigmas;
 
@@ -339,3 +343,5 @@ TEST_CASE("Rng::jump and long_jump: xoshiro256's published polynomials", "[core]
   for (int i = 0; i < 1000; ++i) same += e.next() == f.next();
   CHECK(same == 0);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -6,6 +6,10 @@
 
 #include "flowmatch/core/state.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -121,3 +125,5 @@ TEST_CASE("state: matrices are written in C order whatever their storage", "[sta
   CHECK(second == 2.0);
   CHECK(StateReader(d, "mem").matrix<double>("m", 2, 3) == m);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

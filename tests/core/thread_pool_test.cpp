@@ -9,6 +9,10 @@
 
 #include <flowmatch/core/thread_pool.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using flowmatch::Index;
 using flowmatch::detail::ThreadPool;
 
@@ -64,3 +68,5 @@ TEST_CASE("ThreadPool: a nested run and a concurrent run fall back to the callin
   CHECK(a.load() == 300L * 120);
   CHECK(b.load() == 300L * 120);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -11,6 +11,10 @@
 #include <flowmatch/core/threads.hpp>
 #include <flowmatch/core/time.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 static_assert(TimeArgument<double>);
@@ -69,3 +73,5 @@ TEST_CASE("The error hierarchy: every error is a flowmatch::Error", "[core][erro
   STATIC_REQUIRE(std::is_base_of_v<Error, NumericalError>);
   STATIC_REQUIRE_FALSE(std::is_base_of_v<InvalidArgument, NumericalError>);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -6,6 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 namespace fm = flowmatch;
 
 using Path = fm::GaussianConditionalPath<fm::LinearAlpha, fm::SquareRootBeta, fm::GaussianMixture>;
@@ -35,3 +39,5 @@ TEST_CASE("<flowmatch.hpp> alone: train a few steps and simulate", "[umbrella]")
   CHECK(x1.allFinite());
   CHECK_FALSE(x1.isApprox(x0));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -25,6 +25,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 static_assert(Coupling<IndependentCoupling> && Coupling<MinibatchOTCoupling>);
@@ -247,3 +251,5 @@ TEST_CASE("An OT-coupled path gives pairs closer than the independent path", "[c
                                       .matrix();
   CHECK(test::max_abs(bo.x.cast<double>() - expected) < 1e-4);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -14,6 +14,10 @@
 
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using test::kSigmas;
 
@@ -330,3 +334,5 @@ TEST_CASE("GaussianMixture refuses bad arguments, naming them", "[distribution][
   CHECK_THROWS_AS(g.mode_counts(wrong), DimensionMismatch);
   CHECK_THROWS_WITH(g.modes_covered(wrong), Catch::Contains("argument 'x'"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

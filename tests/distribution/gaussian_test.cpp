@@ -11,6 +11,10 @@
 
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using test::kSigmas;
 
@@ -147,3 +151,5 @@ TEST_CASE("Gaussian refuses bad arguments, naming them", "[distribution][gaussia
   CHECK_THROWS_AS(g.log_density(x, out), DimensionMismatch);
   CHECK_THROWS_WITH(g.log_density(x, out), Catch::Contains("argument 'out'"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

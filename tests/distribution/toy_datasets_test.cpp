@@ -29,6 +29,10 @@
 
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using test::kSigmas;
 
@@ -412,3 +416,5 @@ TEST_CASE("Empirical::from_csv reads condition columns by position or by name", 
   CHECK(batch.condition.labels.size() == 16);
   std::filesystem::remove(file);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

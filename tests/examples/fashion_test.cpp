@@ -15,6 +15,10 @@
 
 #include "fashion_model.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace ff = flowmatch::fashion;
 namespace fs = std::filesystem;
@@ -108,3 +112,5 @@ TEST_CASE("fashion example: a short training lowers the loss and guided sampling
   CHECK(ff::solver_steps("rk4", 40) == 10);
   CHECK(ff::solver_steps("euler", 40) == 40);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -63,6 +63,10 @@ static_assert(flowmatch::Activation<Softplus>);
 }  // namespace user
 // [end]
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using user::Softplus;
 
@@ -154,3 +158,5 @@ TEST_CASE("extend/activation: a float MLPVectorField<float, Softplus> trains wit
   INFO("mean loss of the first 20 steps " << first << ", of the last 20 " << last);
   CHECK(last < 0.5 * first);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -21,6 +21,10 @@
 #include <system_error>
 #include <vector>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -129,3 +133,5 @@ TEST_CASE("extend/docs: every code block of docs/extending.md is quoted from a c
     CHECK(quotes.count(f) == 1);
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -206,6 +206,10 @@ static_assert(flowmatch::Stateful<ResidualField<float>>);
 }  // namespace user
 // [end]
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -363,3 +367,5 @@ TEST_CASE("extend/model: ResidualField refuses state that does not fit, and is l
   CHECK_THROWS_AS(load_state_parts(extra, "m", target), CheckpointMismatchError);
   CHECK(target.parameters() == kept);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

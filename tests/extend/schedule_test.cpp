@@ -43,6 +43,10 @@ static_assert(flowmatch::AlphaSchedule<SmoothstepAlpha> && flowmatch::BetaSchedu
 }  // namespace user
 // [end]
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -138,3 +142,5 @@ TEST_CASE("extend/schedule: CFMTrainer trains with the smoothstep path and the f
   CHECK(std::abs(mean(0) - 3.0) < 0.3);
   CHECK(std::abs(mean(1) + 2.0) < 0.3);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

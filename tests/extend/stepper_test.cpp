@@ -54,6 +54,10 @@ class RalstonStepper : public flowmatch::ExplicitStepperBase<RalstonStepper<S>, 
 }  // namespace user
 // [end]
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -143,3 +147,5 @@ TEST_CASE("extend/stepper: Ralston in ODESimulator: NFE, backwards, float", "[ex
   const Matrix<float> xf = sim_f.simulate(start().cast<float>(), 64);
   CHECK((xf.cast<double>() - exact_decay(start())).cwiseAbs().maxCoeff() < 1e-4);  // 3e-5 at h = 1/64
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

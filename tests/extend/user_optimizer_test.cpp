@@ -20,6 +20,10 @@
 #include <flowmatch/optim/concepts.hpp>
 #include <flowmatch/optim/lr_schedule.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 namespace {
 
 using flowmatch::Index;
@@ -150,3 +154,5 @@ TEST_CASE("extend: a user-defined optimizer is saved and restored with no change
   CHECK(sched2.steps_taken() == 4);
   CHECK(sched2.inner().square_avg() == sched.inner().square_avg());
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -25,6 +25,10 @@
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 
@@ -365,3 +369,5 @@ TEST_CASE("PeriodicCheckpoint saves every N steps, keeps the last K files and re
   CHECK_THROWS_AS(PeriodicCheckpoint(trainer, dir.path, 0, 2), InvalidArgument);
   CHECK_THROWS_AS(PeriodicCheckpoint(trainer, dir.path, 5, 0), InvalidArgument);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

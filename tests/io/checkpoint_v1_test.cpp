@@ -16,6 +16,10 @@
 
 #include "support/files.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -188,3 +192,5 @@ TEST_CASE("Format-1 files of the fuzz seed corpus (an independent encoder) load"
   // A bare format-1 payload is no checkpoint.
   CHECK_THROWS_AS(read_checkpoint(corpus / "v1_adam_trainer.payload"), CheckpointHeaderSizeError);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

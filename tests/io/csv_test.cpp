@@ -14,6 +14,10 @@
 #include "support/memory_limit.hpp"
 #include "support/temp_dir.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 
@@ -171,3 +175,5 @@ TEST_CASE("CSV: memory stays within a small multiple of the file's size", "[io][
   CHECK((ok.exited && ok.code == 4));
 #endif
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -35,6 +35,10 @@
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 
@@ -383,3 +387,5 @@ TEST_CASE("Fault: a file that another process appends to or cuts while it is rea
     CHECK(loaded == FaultModel(64, 64, 0.0f));
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

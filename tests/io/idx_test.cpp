@@ -23,6 +23,10 @@
 #include "support/memory_limit.hpp"
 #include "support/temp_dir.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 
@@ -340,3 +344,5 @@ TEST_CASE("IDX: the installed Fashion-MNIST has 60000 and 10000 labelled 28 x 28
     for (int c = 0; c < 10; ++c) CHECK((d.labels.array() == c).count() == d.size() / 10);
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -16,6 +16,10 @@
 
 #include "support/memory_limit.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 
@@ -137,3 +141,5 @@ TEST_CASE("read_npy: a short file declaring a huge shape fails within 256 MB of 
   fs::remove(file);
 #endif
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -19,6 +19,10 @@
 #include "support/memory_limit.hpp"
 #include "support/temp_dir.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using nlohmann::json;
 
@@ -412,3 +416,5 @@ TEST_CASE("Checkpoint loader: short files declaring huge sizes fail within 256 M
   }
 #endif
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

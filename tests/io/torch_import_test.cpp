@@ -25,6 +25,10 @@
 #include "support/memory_limit.hpp"
 #include "support/temp_dir.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -328,3 +332,5 @@ TEST_CASE("a short file declaring a huge Linear layer fails within 256 MB of add
   CHECK_THROWS_WITH(inspect_torch_mlp(file), Catch::Contains("the tensors need 17180131328 bytes of data but the file holds 16"));
 #endif
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

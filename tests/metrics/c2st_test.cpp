@@ -13,6 +13,10 @@
 #include <flowmatch/core/random.hpp>
 #include <flowmatch/metrics/c2st.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -202,3 +206,5 @@ TEST_CASE("C2ST refuses bad input", "[metrics][c2st]") {
   o.folds = 1;
   CHECK_THROWS_AS(c2st(x, y, o), Error);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -21,6 +21,10 @@
 #include "support/errors.hpp"
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -236,3 +240,5 @@ TEST_CASE("frechet_distance and gaussian_moments: errors", "[metrics][frechet][e
   CHECK_THROWS_AS(frechet_distance(ok, bad), NumericalError);
   CHECK_THROWS_AS(frechet_distance(GaussianMoments{}, ok), InvalidArgument);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

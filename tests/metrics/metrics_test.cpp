@@ -18,6 +18,10 @@
 #include <flowmatch/metrics/density.hpp>
 #include <flowmatch/metrics/distances.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 TEST_CASE("Every distance is 0 between identical sets", "[metrics]") {
@@ -156,3 +160,5 @@ TEST_CASE("Metrics refuse mismatched and empty sets, zero projections and bad ba
   CHECK_THROWS_AS(mean_log_density(Gaussian::standard(2), b3), DimensionMismatch);
   CHECK_THROWS_WITH(mode_coverage(GaussianMixture::symmetric_2D(3, 1.0), a, 1.5), Catch::Contains("min_fraction"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -15,6 +15,10 @@
 #include <flowmatch/nn/activation.hpp>
 #include <flowmatch/nn/activation_extra.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 static_assert(Activation<SiLU> && Activation<ReLU> && Activation<Tanh>);
@@ -399,3 +403,5 @@ TEMPLATE_PRODUCT_TEST_CASE("Extra activations: finite with the right limits at e
     }
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -31,6 +31,10 @@
 #include "support/gradient_check.hpp"
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 static_assert(TrainableVectorField<FourierTimeVectorField<float>> && TrainableVectorField<FourierTimeVectorField<double>>);
@@ -440,3 +444,5 @@ TEST_CASE("Fourier and conditional fields save their settings and refuse another
     CHECK(copy.parameters() == labels.parameters());
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -10,6 +10,10 @@
 #include "support/compare.hpp"
 #include "support/reference_mlp.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -105,3 +109,5 @@ TEST_CASE("MLPVectorField: a workspace moved to a model of another architecture 
   large.backward(x3, ws);
   CHECK(large.gradients().allFinite());
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -24,6 +24,10 @@
 #include "support/gradient_check.hpp"
 #include "support/reference_mlp.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -285,3 +289,5 @@ TEST_CASE("MLPClassifier: bad inputs throw naming the argument", "[classifier][e
   CHECK_THROWS_AS(clf.loss_and_gradient(x, y, ws), NumericalError);
   CHECK(clf.parameters() == saved);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <cmath>
 #include <vector>
 
 #if defined(__SSE__)
@@ -17,8 +18,13 @@
 
 #include <flowmatch/core/threads.hpp>
 #include <flowmatch/nn/mlp_vector_field.hpp>
+#include <flowmatch/nn/detail/mlp_avx512.hpp>
 
 #include "support/compare.hpp"
+
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
 
 using namespace flowmatch;
 
@@ -179,8 +185,6 @@ TEST_CASE("AVX-512 kernel tests are skipped in a build without AVX-512F", "[nn][
 #endif
 
 #if defined(__AVX512F__)
-#include <cmath>
-#include <flowmatch/nn/detail/mlp_avx512.hpp>
 
 TEST_CASE("The AVX-512 inference SiLU kernel equals t sigmoid(-t ln 2) in double over the float range", "[nn][mlp][fast]") {
   // silu_log2 takes the pre-activation scaled by -log2(e), t = fl(-log2(e) z), and returns
@@ -267,3 +271,5 @@ TEST_CASE("MLPVectorField float inference agrees with double where some columns 
     }
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

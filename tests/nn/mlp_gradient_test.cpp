@@ -35,6 +35,10 @@
 #include "support/gradient_check.hpp"
 #include "support/reference_mlp.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 // Every test below iterates over all built-ins; kKinkAtZero must know the new ones.
@@ -283,3 +287,5 @@ TEMPLATE_LIST_TEST_CASE("MLPVectorField<float> gradients agree with the double o
   INFO("relative difference " << rel);
   CHECK(rel < 1e-5);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -16,6 +16,10 @@
 #include "support/gradient_check.hpp"
 #include "support/reference_mlp.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -100,3 +104,5 @@ TEST_CASE("MLPVectorField with separate dimensions: wrong shapes throw, naming t
   const MLPVectorField<float> square(2, 2, {8}, std::uint64_t{1});
   CHECK_NOTHROW(LearnedVectorFieldODE<MLPVectorField<float>>(square));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

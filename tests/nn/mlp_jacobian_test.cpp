@@ -15,6 +15,10 @@
 #include "support/compare.hpp"
 #include "support/gradient_check.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -133,3 +137,5 @@ TEST_CASE("MLPJacobian refuses calls before linearize and shapes that do not fit
   CHECK_THROWS_WITH(jac.linearize(Matrix<double>::Zero(2, 3), 1.5), Catch::Contains("argument 't'"));
   CHECK_THROWS_WITH((HutchinsonDivergence<MLPJacobian<double, SiLU>>(jac, 0)), Catch::Contains("argument 'probes'"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -23,6 +23,10 @@
 
 #include "support/state_edit.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using flowmatch::test::same_state;
 using flowmatch::test::state_of;
@@ -290,3 +294,5 @@ TEST_CASE("MLP state: from_state validates the architecture before it allocates"
   // The good one, for contrast.
   CHECK(M::from_state(StateReader(good, "mem", "model.")).layer_widths() == std::vector<Index>{3, 8, 2});
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

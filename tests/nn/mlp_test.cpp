@@ -22,6 +22,10 @@
 #include "support/gradient_check.hpp"
 #include "support/reference_mlp.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -209,3 +213,5 @@ TEST_CASE("MLP: bad arguments throw naming them", "[nn][mlp_plain][errors]") {
   CHECK_THROWS_AS(mlp.backward(Matrix<float>::Zero(2, 4), ws), DimensionMismatch);
   CHECK_THROWS_AS(mlp.backward(Matrix<float>::Zero(3, 5), ws), DimensionMismatch);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -16,6 +16,10 @@
 #include "support/reference_mlp.hpp"
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using test::kSigmas;
 
@@ -280,3 +284,5 @@ TEST_CASE("MLPVectorField refuses bad arguments, naming them", "[nn][mlp][errors
   CHECK_THROWS_WITH(m.backward(Matrix<double>::Zero(2, 3), ws), Catch::Contains("argument 'grad_out'"));
   CHECK_THROWS_WITH(m.backward(Matrix<double>::Zero(3, 4), ws), Catch::Contains("argument 'grad_out'"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

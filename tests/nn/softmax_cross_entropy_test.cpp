@@ -15,6 +15,10 @@
 #include "support/compare.hpp"
 #include "support/gradient_check.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -158,3 +162,5 @@ TEST_CASE("softmax_cross_entropy: bad labels and shapes throw naming what is wro
     CHECK(std::string(e.what()).find("column 1") != std::string::npos);
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

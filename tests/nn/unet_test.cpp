@@ -13,6 +13,10 @@
 #include <flowmatch/io/checkpoint.hpp>
 #include <flowmatch/nn/unet_vector_field.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 namespace fm = flowmatch;
 
 namespace {
@@ -301,3 +305,5 @@ TEST_CASE("UNetVectorField: bad options and inputs throw, naming the argument", 
   net.forward(x, 0.5, c, out, ws);
   CHECK(out.allFinite());
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

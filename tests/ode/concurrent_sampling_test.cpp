@@ -18,6 +18,10 @@
 #include <flowmatch/schedule/square_root_beta.hpp>
 #include <flowmatch/train/cfm_trainer.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 TEST_CASE("Sampling one const model from several threads at once equals sampling serially", "[ode][threads]") {
@@ -56,3 +60,5 @@ TEST_CASE("Sampling one const model from several threads at once equals sampling
     set_num_threads(saved);
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -17,6 +17,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -243,3 +247,5 @@ TEST_CASE("EulerSimulator refuses bad grids and shapes, naming them", "[ode][err
   CHECK_THROWS_WITH(sim.simulate_inplace(y, down), Catch::Contains("argument 'ts[2]'"));
   CHECK(y == x0);  // refused before any step
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

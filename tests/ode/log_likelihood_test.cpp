@@ -26,6 +26,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -221,3 +225,5 @@ TEST_CASE("sample_with_log_likelihood refuses bad grids, missing probes' generat
   CHECK_THROWS_AS(sample_with_log_likelihood(exact, p0, Matrix<double>::Zero(2, 4), 4), DimensionMismatch);
   CHECK_THROWS_AS(sample_with_log_likelihood(exact, p0, Matrix<double>::Zero(3, 0), 4), InvalidArgument);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -15,6 +15,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -256,3 +260,5 @@ TEST_CASE("Adams-Bashforth in float: forwards then backwards returns to the star
   for (Index k = ts.size() - 1; k > 0; --k) st.advance(ode, x, ts(k), ts(k - 1));
   CHECK(test::max_abs((x - x0).cast<double>()) < 2e-4);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -14,6 +14,10 @@
 #include <flowmatch/ode/simulator.hpp>
 #include <flowmatch/ode/stepper_registry.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -91,3 +95,5 @@ TEST_CASE("visit_stepper refuses an unknown name, listing the known ones", "[ode
   visit_stepper<float>("heun", count);
   CHECK(calls == 1);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -17,6 +17,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -236,3 +240,5 @@ TEST_CASE("Simulators refuse bad step counts and intervals", "[ode][errors]") {
   CHECK_THROWS_WITH(sim.simulate(Matrix<double>::Ones(3, 2), 4), Catch::Contains("argument 'x0'"));
   CHECK_THROWS_WITH(sim.simulate(x0, Vector<double>()), Catch::Contains("flowmatch::ODESimulator::simulate"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -12,6 +12,10 @@
 #include <flowmatch/core/error.hpp>
 #include <flowmatch/ode/time_grids.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -116,3 +120,5 @@ TEST_CASE("Time grids refuse bad arguments, naming them", "[ode][grids][errors]"
   CHECK_THROWS_AS(edm_time_grid(4, 7.0, 1.0, inf), InvalidArgument);
   CHECK_THROWS_WITH(edm_time_grid(4, 7.0, 1e-30, 2e-30), Catch::Contains("coincide"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

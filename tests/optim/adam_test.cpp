@@ -12,6 +12,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 static_assert(Optimizer<Adam<float>>);
@@ -201,3 +205,5 @@ TEST_CASE("Adam minimises an ill-conditioned quadratic", "[optim][adam]") {
   CHECK(f(p) < 1e-8 * f0);
   CHECK(test::max_abs(p - c) < 1e-3);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -10,6 +10,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 static_assert(Optimizer<SGD<float>>);
@@ -132,3 +136,5 @@ TEST_CASE("SGD refuses bad hyper-parameters and shapes, naming them", "[optim][s
   CHECK_THROWS_AS(d.step(p, Vector<double>::Zero(2)), DimensionMismatch);
   CHECK_THROWS_WITH(d.step(p, Vector<double>::Zero(2)), Catch::Contains("argument 'grads'"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

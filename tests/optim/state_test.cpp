@@ -24,6 +24,10 @@
 
 #include "support/state_edit.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using flowmatch::test::same_state;
 using flowmatch::test::state_of;
@@ -421,3 +425,5 @@ TEST_CASE("resume: 40 steps straight == 20 + save + restore into fresh objects +
     check_resume([] { return ScheduledOptimizer(AdamW<float>(5e-3, 0.05), WarmupCosineLR(8, 40, 0.1)); });
   }
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -21,6 +21,10 @@
 #include <flowmatch/schedule/linear_beta.hpp>
 #include <flowmatch/train/cfm_trainer.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 static_assert(Optimizer<AdamW<float>> && Optimizer<AdamW<double>>);
@@ -170,3 +174,5 @@ TEST_CASE("AdamW matches PyTorch's formula", "[optim][adamw]") {
   Vector<double> wrong(3);
   CHECK_THROWS_AS(decay_only.step(q, wrong), DimensionMismatch);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

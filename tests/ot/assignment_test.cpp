@@ -12,6 +12,10 @@
 #include <flowmatch/core/random.hpp>
 #include <flowmatch/ot/assignment.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -92,3 +96,5 @@ TEST_CASE("solve_assignment refuses empty, wide and non-finite cost matrices", "
   c(1, 0) = std::numeric_limits<double>::quiet_NaN();
   CHECK_THROWS_AS(solve_assignment(c), InvalidArgument);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

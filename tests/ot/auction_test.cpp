@@ -13,6 +13,10 @@
 #include <flowmatch/ot/assignment.hpp>
 #include <flowmatch/ot/auction.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -132,3 +136,5 @@ TEST_CASE("AuctionAssignmentSolver: bad input throws, naming the argument", "[ot
   CHECK_THROWS_AS(AuctionAssignmentSolver(0.0), InvalidArgument);
   CHECK_THROWS_WITH(AuctionAssignmentSolver(1e-7, 1.0), Catch::Contains("scaling"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

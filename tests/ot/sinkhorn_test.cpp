@@ -12,6 +12,10 @@
 #include <flowmatch/ot/assignment.hpp>
 #include <flowmatch/ot/sinkhorn.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -80,3 +84,5 @@ TEST_CASE("Sinkhorn refuses a bad regularisation, naming it", "[ot][sinkhorn][er
   far << 0, 1e6, 0, 1e6;
   CHECK_THROWS_WITH(sinkhorn(far, 1e-3, plan, ws), Catch::Contains("'reg'") && Catch::Contains("underflows"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -21,6 +21,10 @@
 #include "support/gradient_check.hpp"
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 using test::kSigmas;
 
@@ -383,3 +387,5 @@ TEST_CASE("GaussianConditionalPath refuses mismatched shapes with DimensionMisma
   CHECK(path.dim() == 2);
   CHECK(path.p_data().nmodes() == 11);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -22,6 +22,10 @@
 #include <flowmatch/schedule/linear_beta.hpp>
 #include <flowmatch/train/cfm_trainer.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -240,3 +244,5 @@ TEST_CASE("Checkpoints record the time density and refuse to resume with another
   CHECK(other.steps_done() == 0);
   std::filesystem::remove(file);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -18,6 +18,10 @@
 #include "flowmatch/sbi/tasks.hpp"
 #include "support/files.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -225,3 +229,5 @@ TEST_CASE("FlowPosterior: bad inputs are named", "[sbi][posterior][errors]") {
   Matrix<double> wrong(3, 5);
   CHECK_THROWS_AS(post.sample(Vector<double>::Zero(3), rng, wrong), DimensionMismatch);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

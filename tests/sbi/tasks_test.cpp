@@ -20,6 +20,10 @@
 #include "support/errors.hpp"
 #include "support/files.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 namespace fm = flowmatch;
 namespace sbi = flowmatch::sbi;
 using fm::Index;
@@ -401,3 +405,5 @@ TEST_CASE("sbi: bad inputs throw the library's errors", "[sbi]") {
   CHECK(x.rows() == 8);
   CHECK(x.cols() == 0);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

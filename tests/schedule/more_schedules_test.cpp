@@ -19,6 +19,10 @@
 #include <flowmatch/schedule/polynomial.hpp>
 #include <flowmatch/schedule/variance_preserving.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -187,3 +191,5 @@ TEST_CASE("The path accepts declared endpoint tolerances and the training target
   poly.sample_training_batch(r, fb);
   CHECK(fb.u.allFinite());
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

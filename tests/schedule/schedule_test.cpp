@@ -16,6 +16,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -161,3 +165,5 @@ TEST_CASE("GaussianConditionalPath accepts and uses a user-defined cosine schedu
   CHECK(test::max_abs(x1 - expected1) < 1e-14);
   CHECK(test::max_abs(x2 - expected2) < 1e-14);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -23,6 +23,10 @@
 
 #include "support/compare.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -165,3 +169,5 @@ TEST_CASE("LangevinFlowSDE refuses a negative sigma and simulators check shapes"
   Matrix<double> x = Matrix<double>::Zero(2, 3), out(2, 3);
   CHECK_THROWS_WITH(sde.drift(x, 1.0, out), Catch::Contains("beta_t > 0"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -21,6 +21,10 @@
 #include "support/compare.hpp"
 #include "support/gradient_check.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -216,3 +220,5 @@ TEST_CASE("CFMTrainer: training lowers the loss substantially", "[train][statist
   INFO("training loss, first 20 steps: " << first << ", last 20: " << last);
   CHECK(last < 0.6 * first);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -29,6 +29,10 @@
 
 #include "support/stats.hpp"
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -421,3 +425,5 @@ TEST_CASE("A conditional model without the fused loss trains the same (forward_t
   for (std::size_t k = 0; k < 5; ++k) CHECK(la[k] == Approx(lb[k]).epsilon(1e-12));
   CHECK((unfused.parameters() - fused.parameters()).cwiseAbs().maxCoeff() < 1e-12);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

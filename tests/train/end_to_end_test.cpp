@@ -30,6 +30,10 @@
 #include <flowmatch/schedule/square_root_beta.hpp>
 #include <flowmatch/train/cfm_trainer.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 TEST_CASE("End to end: a trained model samples all 11 modes of the reference problem", "[train][ode][statistical][e2e]") {
@@ -84,3 +88,5 @@ TEST_CASE("End to end: a trained model samples all 11 modes of the reference pro
   INFO("loss: first 50 steps " << first << ", last 50 " << last);
   CHECK(last < 0.7 * first);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

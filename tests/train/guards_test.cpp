@@ -19,6 +19,10 @@
 #include <flowmatch/schedule/linear_beta.hpp>
 #include <flowmatch/train/cfm_trainer.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -205,3 +209,5 @@ TEST_CASE("Training guard: clipping by global norm scales the gradient to the bo
   bad.max_consecutive_skips = 0;
   CHECK_THROWS_WITH(CFMTrainer(path, model, sgd, 1, bad), Catch::Contains("max_consecutive_skips"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

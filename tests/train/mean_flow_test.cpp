@@ -18,6 +18,10 @@
 #include <flowmatch/optim/sgd.hpp>
 #include <flowmatch/train/mean_flow_trainer.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -199,3 +203,5 @@ TEST_CASE("MeanFlowTrainer: checkpoints resume exactly; bad arguments are named"
   x.setZero();
   CHECK_THROWS_WITH(a(x, 0.5, 1.5), Catch::Contains("r"));
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID

@@ -20,6 +20,10 @@
 #include <flowmatch/train/cfm_trainer.hpp>
 #include <flowmatch/train/reflow.hpp>
 
+// Each test file has its own namespace: in a unity build (FLOWMATCH_UNITY_TESTS) files share a
+// translation unit, and their helpers must not collide (tests/CMakeLists.txt).
+namespace FLOWMATCH_TEST_FILE_ID {
+
 using namespace flowmatch;
 
 namespace {
@@ -176,3 +180,5 @@ TEST_CASE("Reflow end to end: straighter flow, better one-step samples; distilla
   CHECK(w_distil < 0.6 * w_base);
   CHECK(w_distil < 2.0 * w_converged);
 }
+
+}  // namespace FLOWMATCH_TEST_FILE_ID
