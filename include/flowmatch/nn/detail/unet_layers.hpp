@@ -190,20 +190,20 @@ struct Conv {
         std::fill_n(wt + wsize, nz, 0.0f);
         conv3x3_weight_grad(x.data(), cin, hw_in(), src.data(), hw_out(), dy.data(), cout, grad + w_off, n, zeros);
         if (!dx) return;
+        // The kernel transposed (C_in fastest); at stride 1 also flipped: dL/dx is then the
+        // convolution of dy on the same table (input pixel q gets output pixel src(q, t) through
+        // tap 8 - t). Other kinds scatter through the table with the unflipped taps.
         const float* w = params + w_off;
-        if (kind == ConvKind::k3) {
-          // Stride 1: dL/dx is the convolution of dy with the flipped, transposed kernel on the
-          // same table (input pixel q gets output pixel src(q, t) through tap 8 - t).
-          for (Index t = 0; t < 9; ++t)
-            for (Index co = 0; co < cout; ++co)
-              for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * ((8 - t) * cin + ci)];
-          conv3x3_direct(dy.data(), cout, hw_out(), src.data(), hw_in(), wt, cin, nullptr, dx->data(), n, true, zeros);
-        } else {
-          for (Index t = 0; t < 9; ++t)
-            for (Index co = 0; co < cout; ++co)
-              for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * (t * cin + ci)];
-          conv3x3_input_grad_scatter(dy.data(), cout, hw_out(), src.data(), hw_in(), wt, cin, dx->data(), n);
+        const bool flip = kind == ConvKind::k3;
+        for (Index t = 0; t < 9; ++t) {
+          const Index ts = flip ? 8 - t : t;
+          for (Index co = 0; co < cout; ++co)
+            for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * (ts * cin + ci)];
         }
+        if (flip)
+          conv3x3_direct(dy.data(), cout, hw_out(), src.data(), hw_in(), wt, cin, nullptr, dx->data(), n, true, zeros);
+        else
+          conv3x3_input_grad_scatter(dy.data(), cout, hw_out(), src.data(), hw_in(), wt, cin, dx->data(), n);
         return;
       }
     }
