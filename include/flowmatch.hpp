@@ -2,14 +2,23 @@
 /// \file
 /// flowmatch: Flow Matching generative models on the CPU, over Eigen. The umbrella header.
 ///
-/// Everything but the file formats that need nlohmann::json, whose parser alone costs more to
-/// compile than <Eigen/Dense> (issue 20): include these where you use them (checkpoints, their
-/// error types come with the umbrella):
+/// Everything to train, sample and measure flow models (schedules, paths, distributions,
+/// couplings, networks, optimizers, trainers, ODE and SDE solvers, guidance, likelihoods,
+/// sample distances, CSV and NPY files). Not included, so that a file pays for them only where it
+/// uses them (issue 20: compile time): the file formats that need nlohmann::json, whose parser
+/// alone costs more to compile than <Eigen/Dense> (checkpoints' error types come with the
+/// umbrella):
 ///   <flowmatch/io/checkpoint.hpp>          save_checkpoint, load_checkpoint, read_checkpoint_info
 ///   <flowmatch/train/periodic_checkpoint.hpp>  PeriodicCheckpoint
 ///   <flowmatch/io/torch_import.hpp>        import_torch_mlp, inspect_torch_mlp, visit_torch_mlp
 /// and, as before, <flowmatch/distributed.hpp> (MPI) and <flowmatch/io/idx.hpp> (zlib).
-/// tests/headers/umbrella_cost.cmake keeps this header under 3x the cost of <Eigen/Dense>.
+/// Two domains have their own headers, each including this one:
+///   <flowmatch/sbi.hpp>         simulation-based inference: sbi::PosteriorEstimator, the sbibm
+///                               tasks and their data
+///   <flowmatch/evaluation.hpp>  classifier-based evaluation: c2st, classification accuracy,
+///                               frechet_distance, MLPClassifier, ClassifierTrainer
+/// tests/headers/umbrella_cost.cmake keeps this header under 3x the cost of <Eigen/Dense> (it
+/// costs under 2x: benchmarks/header_cost.py).
 
 #include "flowmatch/core/condition.hpp"
 #include "flowmatch/core/denormals.hpp"
@@ -36,11 +45,8 @@
 #include "flowmatch/io/csv.hpp"
 #include "flowmatch/io/float16.hpp"
 #include "flowmatch/io/npy.hpp"
-#include "flowmatch/metrics/c2st.hpp"
-#include "flowmatch/metrics/classification.hpp"
 #include "flowmatch/metrics/density.hpp"
 #include "flowmatch/metrics/distances.hpp"
-#include "flowmatch/metrics/frechet.hpp"
 #include "flowmatch/metrics/straightness.hpp"
 #include "flowmatch/nn/activation.hpp"
 #include "flowmatch/nn/activation_extra.hpp"
@@ -51,10 +57,8 @@
 #include "flowmatch/nn/fourier_time_field.hpp"
 #include "flowmatch/nn/mean_flow_field.hpp"
 #include "flowmatch/nn/mlp.hpp"
-#include "flowmatch/nn/mlp_classifier.hpp"
 #include "flowmatch/nn/mlp_jacobian.hpp"
 #include "flowmatch/nn/mlp_vector_field.hpp"
-#include "flowmatch/nn/softmax_cross_entropy.hpp"
 #include "flowmatch/ode/classifier_free_guidance.hpp"
 #include "flowmatch/ode/concepts.hpp"
 #include "flowmatch/ode/dopri5.hpp"
@@ -80,10 +84,6 @@
 #include "flowmatch/path/paired_path.hpp"
 #include "flowmatch/path/time_density.hpp"
 #include "flowmatch/path/training_batch.hpp"
-#include "flowmatch/sbi/posterior.hpp"
-#include "flowmatch/sbi/sbibm_data.hpp"
-#include "flowmatch/sbi/task.hpp"
-#include "flowmatch/sbi/tasks.hpp"
 #include "flowmatch/schedule/concepts.hpp"
 #include "flowmatch/schedule/cosine.hpp"
 #include "flowmatch/schedule/linear_alpha.hpp"
@@ -96,6 +96,5 @@
 #include "flowmatch/sde/euler_maruyama_simulator.hpp"
 #include "flowmatch/sde/langevin_flow_sde.hpp"
 #include "flowmatch/train/cfm_trainer.hpp"
-#include "flowmatch/train/classifier_trainer.hpp"
 #include "flowmatch/train/mean_flow_trainer.hpp"
 #include "flowmatch/train/reflow.hpp"

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <flowmatch.hpp>
+#include <flowmatch/evaluation.hpp>
 #include <flowmatch/io/checkpoint.hpp>
 #include <flowmatch/io/idx.hpp>
 #include <flowmatch/nn/unet_vector_field.hpp>

@@ -23,12 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include <flowmatch.hpp>
 #include <flowmatch/io/atomic_file.hpp>
-#include <flowmatch/metrics/c2st.hpp>
-#include <flowmatch/sbi/posterior.hpp>
-#include <flowmatch/sbi/sbibm_data.hpp>
-#include <flowmatch/sbi/tasks.hpp>
+#include <flowmatch/sbi.hpp>
 
 #include "cli.hpp"
 #include "plot.hpp"

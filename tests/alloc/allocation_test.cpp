@@ -15,6 +15,7 @@
 
 #include "support/allocation_counter.hpp"
 
+#include <flowmatch/evaluation.hpp>
 #include <flowmatch/nn/unet_vector_field.hpp>
 
 // ------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // The umbrella header alone is enough to use the whole library but checkpoints and the PyTorch
-// importer (opt-in since issue 20: nlohmann::json): this file includes nothing else from flowmatch
-// (and nothing from Eigen or the standard library directly).
+// importer (opt-in since issue 20: nlohmann::json) and the two domain headers <flowmatch/sbi.hpp>
+// and <flowmatch/evaluation.hpp> (also issue 20: compile time): this file includes nothing else
+// from flowmatch (and nothing from Eigen or the standard library directly).
 
 #include <flowmatch.hpp>
 

@@ -79,6 +79,9 @@ class Empirical : public DistributionBase<Empirical> {
   /// naming the data row otherwise; an unknown field or name throws InvalidArgument). If
   /// `expected_dim` > 0, the number of the other fields must equal it: throws DimensionMismatch
   /// naming the file otherwise.
+  /// (A template of nothing, called as a function: as a plain member it compiled the whole CSV
+  /// reader into every file that included <flowmatch.hpp>; now only into those that call it.)
+  template <class Void = void>
   static Empirical from_csv(const std::string& file, Index expected_dim = 0, const CsvCondition& condition = {}) {
     constexpr const char* where = "flowmatch::Empirical::from_csv";
     CsvTable<double> table = read_csv_table<double>(file);

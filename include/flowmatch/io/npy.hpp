@@ -18,7 +18,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -29,6 +28,7 @@
 
 #include "flowmatch/core/error.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/io/detail/file_info.hpp"
 
 namespace flowmatch {
 
@@ -244,10 +244,9 @@ Matrix<S> decode_npy(const unsigned char* data, std::size_t size, const std::str
 
 /// Reads a `.npy` file (see decode_npy) into a d x n matrix, one sample per column.
 template <Real S = double>
-Matrix<S> read_npy(const std::filesystem::path& file, const NpyReadOptions& options = {}) {
-  const std::string name = file.string();
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) throw NpyError(name, "file", "is a folder");
+Matrix<S> read_npy(const std::string& file, const NpyReadOptions& options = {}) {
+  const std::string& name = file;
+  if (detail::file_info(file).is_directory) throw NpyError(name, "file", "is a folder");
   std::ifstream in(file, std::ios::binary);
   if (!in) throw NpyError(name, "file", std::string("cannot open for reading: ") + std::strerror(errno));
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -298,13 +297,13 @@ std::vector<unsigned char> encode_npy(const Eigen::MatrixBase<D>& x, bool one_d 
 /// Writes the d x n matrix `x` to `file` as a `.npy` array of shape (n, d) (see encode_npy).
 /// Throws Error naming the file if it cannot be written.
 template <class D>
-void write_npy(const std::filesystem::path& file, const Eigen::MatrixBase<D>& x, bool one_d = false) {
+void write_npy(const std::string& file, const Eigen::MatrixBase<D>& x, bool one_d = false) {
   const std::vector<unsigned char> bytes = encode_npy(x, one_d);
   std::ofstream os(file, std::ios::binary | std::ios::trunc);
-  if (!os) throw Error(file.string() + ": cannot open for writing: " + std::strerror(errno));
+  if (!os) throw Error(file + ": cannot open for writing: " + std::strerror(errno));
   os.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   os.close();
-  if (!os) throw Error(file.string() + ": error while writing");
+  if (!os) throw Error(file + ": error while writing");
 }
 
 }  // namespace flowmatch

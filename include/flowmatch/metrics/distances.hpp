@@ -33,7 +33,8 @@ void require_point_sets(const char* where, const Eigen::MatrixBase<DX>& x, const
 /// mean over pairs (i, j) of k(|a_i - b_j|^2), in double.
 template <class DA, class DB, class K>
 double mean_pairwise(const Eigen::MatrixBase<DA>& a_, const Eigen::MatrixBase<DB>& b_, K&& kernel) {
-  const Matrix<double> a = a_.template cast<double>(), b = b_.template cast<double>();
+  using M = dependent_t<Matrix<double>, DA>;  // dependent: compiled where called (issue 20)
+  const M a = a_.template cast<double>(), b = b_.template cast<double>();
   double sum = 0.0;
   for (Index j = 0; j < b.cols(); ++j) {
     double col = 0.0;
@@ -91,9 +92,11 @@ double sliced_wasserstein(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBas
   constexpr const char* where = "flowmatch::sliced_wasserstein";
   detail::require_point_sets(where, x, y, true);
   if (projections < 1) detail::throw_invalid(where, "projections", projections, "must be at least 1");
-  const Matrix<double> xd = x.template cast<double>(), yd = y.template cast<double>();
+  using M = detail::dependent_t<Matrix<double>, DX>;  // dependent: compiled where called (issue 20)
+  using V = detail::dependent_t<Vector<double>, DX>;
+  const M xd = x.template cast<double>(), yd = y.template cast<double>();
   const Index d = xd.rows(), n = xd.cols();
-  Vector<double> theta(d);
+  V theta(d);
   std::vector<double> px(static_cast<std::size_t>(n)), py(static_cast<std::size_t>(n));
   double total = 0.0;
   for (Index p = 0; p < projections; ++p) {
@@ -124,11 +127,13 @@ template <class DX, class DY>
 double wasserstein2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y,
                     std::vector<Index>* matching = nullptr) {
   detail::require_point_sets("flowmatch::wasserstein2", x, y, true);
-  const Matrix<double> xd = x.template cast<double>(), yd = y.template cast<double>();
+  using M = detail::dependent_t<Matrix<double>, DX>;  // dependent: compiled where called (issue 20)
+  using V = detail::dependent_t<Vector<double>, DX>;
+  const M xd = x.template cast<double>(), yd = y.template cast<double>();
   const Index n = xd.cols();
   // |x_i - y_j|^2 = |x_i|^2 + |y_j|^2 - 2 x_i . y_j, clamped at 0 against rounding.
-  Matrix<double> cost = -2.0 * (xd.transpose() * yd);
-  const Vector<double> nx = xd.colwise().squaredNorm().transpose(), ny = yd.colwise().squaredNorm().transpose();
+  M cost = -2.0 * (xd.transpose() * yd);
+  const V nx = xd.colwise().squaredNorm().transpose(), ny = yd.colwise().squaredNorm().transpose();
   for (Index j = 0; j < n; ++j)
     for (Index i = 0; i < n; ++i) cost(i, j) = std::max(0.0, cost(i, j) + nx(i) + ny(j));
   std::vector<Index> local;

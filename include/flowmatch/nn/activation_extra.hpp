@@ -119,12 +119,14 @@ struct GELU {
   template <Real S>
   static void forward(const S* z, S* a, S* aux, Index n) {
     if constexpr (std::is_same_v<S, float>) {
-      alignas(64) float q[detail::kPaddedBlock];
-      detail::in_padded_blocks(z, n, [&](const float* zb, Index i, Index m, Index mp) {
+      // S (= float here), not float: the branch's expressions stay dependent, compiled only
+      // where GELU runs on float (issue 20: compile time of the umbrella).
+      alignas(64) S q[detail::kPaddedBlock];
+      detail::in_padded_blocks(z, n, [&](const S* zb, Index i, Index m, Index mp) {
         detail::normal_lower_tail(zb, q, mp);  // q = Phi(-|z|)
         for (Index k = 0; k < m; ++k) {
           aux[i + k] = zb[k];  // z saved (a may be z: zb is a copy)
-          a[i + k] = zb[k] < 0.0f ? zb[k] * q[k] : zb[k] * (1.0f - q[k]);
+          a[i + k] = zb[k] < S(0) ? zb[k] * q[k] : zb[k] * (S(1) - q[k]);
         }
       });
     } else {
@@ -140,13 +142,13 @@ struct GELU {
     if constexpr (std::is_same_v<S, float>) {
       // f' on z clamped to +-15, where it is 1 or 0 in float: keeps z phi(z) 0 (not z times the
       // smallest exp result) for huge |z|.
-      alignas(64) float zc[detail::kPaddedBlock], q[detail::kPaddedBlock], zphi[detail::kPaddedBlock];
-      detail::in_padded_blocks(aux, n, [&](const float* zb, Index i, Index m, Index mp) {
-        detail::AlignedArrayMap<float> zz(zc, mp), pp(zphi, mp);
-        zz = detail::ConstAlignedArrayMap<float>(zb, mp).max(-15.0f).min(15.0f);
+      alignas(64) S zc[detail::kPaddedBlock], q[detail::kPaddedBlock], zphi[detail::kPaddedBlock];
+      detail::in_padded_blocks(aux, n, [&](const S* zb, Index i, Index m, Index mp) {
+        detail::AlignedArrayMap<S> zz(zc, mp), pp(zphi, mp);
+        zz = detail::ConstAlignedArrayMap<S>(zb, mp).max(S(-15)).min(S(15));
         detail::normal_lower_tail(zc, q, mp);
-        pp = zz * 0.39894228040143268f * (-0.5f * zz.square()).exp();
-        for (Index k = 0; k < m; ++k) g[i + k] *= (zc[k] < 0.0f ? q[k] : 1.0f - q[k]) + zphi[k];
+        pp = zz * S(0.39894228040143268) * (S(-0.5) * zz.square()).exp();
+        for (Index k = 0; k < m; ++k) g[i + k] *= (zc[k] < S(0) ? q[k] : S(1) - q[k]) + zphi[k];
       });
     } else {
       for (Index i = 0; i < n; ++i) g[i] *= derivative(aux[i]);

@@ -34,9 +34,13 @@ struct SinkhornWorkspace {
 /// Writes P into `plan` (resized to n x n). reg must be finite and > 0; a reg so small that a
 /// column of K underflows to 0 throws NumericalError, naming reg.
 template <class D>
-SinkhornResult sinkhorn(const Eigen::MatrixBase<D>& cost, double reg, Matrix<double>& plan, SinkhornWorkspace& ws,
+SinkhornResult sinkhorn(const Eigen::MatrixBase<D>& cost, double reg, Matrix<double>& plan_, SinkhornWorkspace& ws_,
                         int max_iterations = 1000, double tol = 1e-6) {
   constexpr const char* where = "flowmatch::sinkhorn";
+  // Of types that depend on D, so that the matrix-vector products below are compiled where
+  // sinkhorn is called, not in every file that includes <flowmatch.hpp> (issue 20).
+  detail::dependent_t<Matrix<double>, D>& plan = plan_;
+  detail::dependent_t<SinkhornWorkspace, D>& ws = ws_;
   const Index n = cost.rows();
   detail::require_positive_count(where, "cost.rows()", n);
   detail::require_cols(where, "cost", cost.cols(), n);

@@ -11,7 +11,6 @@
 /// Observations are numbered k = 1..10 as in sbibm. reference_samples() draws the three analytic
 /// tasks' reference posteriors and reads the two stored ones.
 
-#include <filesystem>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -43,10 +42,10 @@ inline void require_observation_number(std::string_view where, int k) {
 inline Vector<double> read_task_row(std::string_view where, const std::string& data_dir, std::string_view task,
                                     int k, std::string_view file, Index dim) {
   require_observation_number(where, k);
-  const std::filesystem::path path = std::filesystem::path(data_dir) / std::string(task) / std::string(file);
+  const std::string path = flowmatch::detail::join_path(flowmatch::detail::join_path(data_dir, std::string(task)), std::string(file));
   const Matrix<double> table = read_csv(path);  // dim x 10: one observation per column
   if (table.rows() != dim || table.cols() != kNumObservations)
-    throw CsvError(path.string(), 0, 0,
+    throw CsvError(path, 0, 0,
                    "expected " + std::to_string(kNumObservations) + " rows of " + std::to_string(dim) +
                        " values (task " + std::string(task) + "), found " + std::to_string(table.cols()) + " rows of " +
                        std::to_string(table.rows()));
@@ -95,11 +94,11 @@ Matrix<double> load_reference_samples(const std::string& data_dir, std::string_v
                                      "use reference_samples()); stored ones exist for slcp and bernoulli_glm");
   detail::require_observation_number(where, k);
   const Index dim = visit_task(task, [](const auto& t) { return t.theta_dim(); });
-  const std::filesystem::path path =
-      std::filesystem::path(data_dir) / std::string(task) / ("reference_" + std::to_string(k) + ".npy");
+  const std::string path = flowmatch::detail::join_path(flowmatch::detail::join_path(data_dir, std::string(task)),
+                                                        "reference_" + std::to_string(k) + ".npy");
   Matrix<double> samples = read_npy<double>(path);
   if (samples.rows() != dim || samples.cols() != kNumReferenceSamples)
-    throw NpyError(path.string(), "shape",
+    throw NpyError(path, "shape",
                    "expected (" + std::to_string(kNumReferenceSamples) + ", " + std::to_string(dim) + "), found (" +
                        std::to_string(samples.cols()) + ", " + std::to_string(samples.rows()) + ")");
   return samples;
