@@ -22,6 +22,7 @@
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/nn/detail/blocked_product.hpp"
 #include "flowmatch/nn/detail/conv_direct.hpp"
+#include "flowmatch/nn/detail/conv_winograd.hpp"
 #include "flowmatch/core/types.hpp"
 
 namespace flowmatch::detail::unet {
@@ -55,6 +56,9 @@ struct Conv {
   ConvKind kind = ConvKind::k3;
   Index w_off = 0, b_off = 0;
   std::vector<int> src;  // hout wout 9: source pixel in the input grid, -1 = zero padding
+  /// Float, stride 1, channel counts multiples of 8, AVX2 + FMA compiled in: the forward pass and
+  /// both gradients run Winograd F(2x2, 3x3) (conv_winograd.hpp) instead of the direct kernel.
+  bool winograd = false;
 
   Index taps() const { return kind == ConvKind::k1 ? 1 : 9; }
   Index hw_in() const { return hin * win; }
@@ -70,6 +74,9 @@ struct Conv {
     w_off = offset;
     b_off = offset + cout * taps() * cin;
     if (k == ConvKind::k1) return;
+#if FLOWMATCH_CONV_DIRECT
+    winograd = k == ConvKind::k3 && conv_winograd_available(cin, cout);
+#endif
     src.assign(static_cast<std::size_t>(hout * wout * 9), -1);
     for (Index oy = 0; oy < hout; ++oy)
       for (Index ox = 0; ox < wout; ++ox)
@@ -146,6 +153,13 @@ struct Conv {
                bool portable = false) const {
 #if FLOWMATCH_CONV_DIRECT
     if constexpr (std::is_same_v<S, float>) {
+      if (!portable && winograd) {
+        const Index need = conv3x3_winograd_scratch(cin, cout);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        conv3x3_winograd(x.data(), cin, hin, win, params + w_off, cout, params + b_off, y.data(), n, false,
+                         scratch.data());
+        return;
+      }
       if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout)) {
         if (scratch.size() < cin) scratch.resize(cin);  // grows once
         scratch.head(cin).setZero();
@@ -179,6 +193,23 @@ struct Conv {
                 Vector<S>& dscratch, Index n, bool portable = false) const {
 #if FLOWMATCH_CONV_DIRECT
     if constexpr (std::is_same_v<S, float>) {
+      if (!portable && winograd) {
+        Eigen::Map<Vector<S>> db(grad + b_off, cout);
+        db += dy.rowwise().sum();
+        const Index need = conv3x3_winograd_scratch(cin, cout);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        conv3x3_winograd_weight_grad(x.data(), cin, hin, win, dy.data(), cout, grad + w_off, n, scratch.data());
+        if (!dx) return;
+        // dL/dx: the same convolution of dy with the kernel flipped and transposed (C_in fastest).
+        if (dscratch.size() < 9 * cin * cout) dscratch.resize(9 * cin * cout);  // grows once
+        float* wt = dscratch.data();
+        const float* w = params + w_off;
+        for (Index t = 0; t < 9; ++t)
+          for (Index co = 0; co < cout; ++co)
+            for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * ((8 - t) * cin + ci)];
+        conv3x3_winograd(dy.data(), cout, hout, wout, wt, cin, nullptr, dx->data(), n, true, scratch.data());
+        return;
+      }
       if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout) && (!dx || conv_direct_available<S>(cin))) {
         Eigen::Map<Vector<S>> db(grad + b_off, cout);
         db += dy.rowwise().sum();
