@@ -278,6 +278,84 @@ inline void gemm_tn(const float* a, Index m, Index k, const float* b, Index n, f
   if (j < n) gemm_tn_cols<1>(a, m, k, b + j, n, c + j);
 }
 
+/// wt (C_in x 9 C_out, C_in fastest) = w (C_out x 9 C_in, HWIO) transposed and flipped: the kernel
+/// of dL/dx as a stride-1 convolution of dy.
+inline void flip_transpose(const float* w, Index cin, Index cout, float* wt) {
+  for (Index t = 0; t < 9; ++t)
+    for (Index co = 0; co < cout; ++co)
+      for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * ((8 - t) * cin + ci)];
+}
+
+/// Nearest x2 upsampling then a 3x3 convolution (padding 1) is, per output phase (a, b) (output
+/// pixel (2 i + a, 2 j + b)), a convolution on the input grid whose row tap ky reads input row
+/// i - 1 + up_tap(a, ky): one 3x3 convolution of cin -> 4 cout channels (channel (2 a + b) cout +
+/// co) on the small grid, with the 3 x 3 taps folded to 2 x 2 per phase, then a pixel shuffle.
+inline Index up_tap(Index a, Index k) { return (a + k + 1) / 2; }
+
+/// wp (4 cout x 9 cin, HWIO) = the folded kernels of w (cout x 9 cin) for the 4 phases.
+inline void upsample_weights(const float* w, Index cin, Index cout, float* wp) {
+  const Index c4 = 4 * cout;
+  std::fill_n(wp, 9 * cin * c4, 0.0f);
+  for (Index a = 0; a < 2; ++a)
+    for (Index b = 0; b < 2; ++b)
+      for (Index ky = 0; ky < 3; ++ky)
+        for (Index kx = 0; kx < 3; ++kx) {
+          const Index t = 3 * ky + kx, tp = 3 * up_tap(a, ky) + up_tap(b, kx), o = (2 * a + b) * cout;
+          for (Index ci = 0; ci < cin; ++ci)
+            for (Index co = 0; co < cout; ++co) wp[o + co + c4 * (tp * cin + ci)] += w[co + cout * (t * cin + ci)];
+        }
+}
+
+/// dw (cout x 9 cin) += the gradient of w given dwp, the gradient of upsample_weights(w).
+inline void upsample_fold_grad(const float* dwp, Index cin, Index cout, float* dw) {
+  const Index c4 = 4 * cout;
+  for (Index a = 0; a < 2; ++a)
+    for (Index b = 0; b < 2; ++b)
+      for (Index ky = 0; ky < 3; ++ky)
+        for (Index kx = 0; kx < 3; ++kx) {
+          const Index t = 3 * ky + kx, tp = 3 * up_tap(a, ky) + up_tap(b, kx), o = (2 * a + b) * cout;
+          for (Index ci = 0; ci < cin; ++ci)
+            for (Index co = 0; co < cout; ++co) dw[co + cout * (t * cin + ci)] += dwp[o + co + c4 * (tp * cin + ci)];
+        }
+}
+
+/// y (cout x 2h 2w ns) = bias + yp (4 cout x h w ns) with phase (a, b) of pixel (i, j) at (2i+a, 2j+b).
+/// Requires cout % 8 == 0.
+inline void pixel_shuffle(const float* yp, Index cout, Index h, Index w, Index ns, const float* bias, float* y) {
+  const Index c4 = 4 * cout, w2 = 2 * w;
+  for (Index s = 0; s < ns; ++s)
+    for (Index i = 0; i < h; ++i)
+      for (Index j = 0; j < w; ++j) {
+        const float* src = yp + ((s * h + i) * w + j) * c4;
+        for (Index a = 0; a < 2; ++a)
+          for (Index b = 0; b < 2; ++b) {
+            float* d = y + ((s * 2 * h + 2 * i + a) * w2 + 2 * j + b) * cout;
+            const float* q = src + (2 * a + b) * cout;
+            for (Index co = 0; co < cout; co += 8)
+              _mm256_storeu_ps(d + co, _mm256_add_ps(_mm256_loadu_ps(q + co), _mm256_loadu_ps(bias + co)));
+          }
+      }
+}
+
+/// The inverse gather: dyp (4 cout x h w ns) from dy (cout x 2h 2w ns).
+inline void pixel_unshuffle(const float* dy, Index cout, Index h, Index w, Index ns, float* dyp) {
+  const Index c4 = 4 * cout, w2 = 2 * w;
+  for (Index s = 0; s < ns; ++s)
+    for (Index i = 0; i < h; ++i)
+      for (Index j = 0; j < w; ++j) {
+        float* d = dyp + ((s * h + i) * w + j) * c4;
+        for (Index a = 0; a < 2; ++a)
+          for (Index b = 0; b < 2; ++b)
+            std::copy_n(dy + ((s * 2 * h + 2 * i + a) * w2 + 2 * j + b) * cout, cout, d + (2 * a + b) * cout);
+      }
+}
+
+/// Samples per chunk of the upsampling convolution: its small-grid output (4 cout x h w) stays
+/// near 2^18 floats.
+inline Index upsample_chunk(Index cout, Index hw, Index n) {
+  return std::clamp<Index>((Index{1} << 18) / std::max<Index>(1, 4 * cout * hw), 1, n);
+}
+
 }  // namespace winograd
 
 /// Whether the Winograd path can run a stride-1 3x3 convolution of cin -> cout channels (float).

@@ -56,8 +56,9 @@ struct Conv {
   ConvKind kind = ConvKind::k3;
   Index w_off = 0, b_off = 0;
   std::vector<int> src;  // hout wout 9: source pixel in the input grid, -1 = zero padding
-  /// Float, stride 1, channel counts multiples of 8, AVX2 + FMA compiled in: the forward pass and
-  /// both gradients run Winograd F(2x2, 3x3) (conv_winograd.hpp) instead of the direct kernel.
+  /// Float, stride 1 or upsampling, channel counts multiples of 8, AVX2 + FMA compiled in: the
+  /// forward pass and both gradients run Winograd F(2x2, 3x3) (conv_winograd.hpp) instead of the
+  /// direct kernel; upsampling as 4 phases of folded kernels on the small grid, shuffled.
   bool winograd = false;
 
   Index taps() const { return kind == ConvKind::k1 ? 1 : 9; }
@@ -75,7 +76,7 @@ struct Conv {
     b_off = offset + cout * taps() * cin;
     if (k == ConvKind::k1) return;
 #if FLOWMATCH_CONV_DIRECT
-    winograd = k == ConvKind::k3 && conv_winograd_available(cin, cout);
+    winograd = (k == ConvKind::k3 || k == ConvKind::up2_k3) && conv_winograd_available(cin, cout);
 #endif
     src.assign(static_cast<std::size_t>(hout * wout * 9), -1);
     for (Index oy = 0; oy < hout; ++oy)
@@ -153,6 +154,21 @@ struct Conv {
                bool portable = false) const {
 #if FLOWMATCH_CONV_DIRECT
     if constexpr (std::is_same_v<S, float>) {
+      if (!portable && winograd && kind == ConvKind::up2_k3) {
+        const Index c4 = 4 * cout, hw = hw_in(), step = winograd::upsample_chunk(cout, hw, n);
+        const Index need = 9 * cin * c4 + c4 * hw * step + conv3x3_winograd_scratch(cin, c4);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        float* wp = scratch.data();
+        float* buf = wp + 9 * cin * c4;
+        float* work = buf + c4 * hw * step;
+        winograd::upsample_weights(params + w_off, cin, cout, wp);
+        for (Index s0 = 0; s0 < n; s0 += step) {
+          const Index m = std::min(step, n - s0);
+          conv3x3_winograd(x.data() + s0 * hw * cin, cin, hin, win, wp, c4, nullptr, buf, m, false, work);
+          winograd::pixel_shuffle(buf, cout, hin, win, m, params + b_off, y.data() + s0 * 4 * hw * cout);
+        }
+        return;
+      }
       if (!portable && winograd) {
         const Index need = conv3x3_winograd_scratch(cin, cout);
         if (scratch.size() < need) scratch.resize(need);  // grows once
@@ -193,6 +209,33 @@ struct Conv {
                 Vector<S>& dscratch, Index n, bool portable = false) const {
 #if FLOWMATCH_CONV_DIRECT
     if constexpr (std::is_same_v<S, float>) {
+      if (!portable && winograd && kind == ConvKind::up2_k3) {
+        Eigen::Map<Vector<S>> db(grad + b_off, cout);
+        db += dy.rowwise().sum();
+        const Index c4 = 4 * cout, hw = hw_in(), step = winograd::upsample_chunk(cout, hw, n);
+        const Index need = 18 * cin * c4 + c4 * hw * step + conv3x3_winograd_scratch(cin, c4);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        float* wp = scratch.data();
+        float* dwp = wp + 9 * cin * c4;
+        float* buf = dwp + 9 * cin * c4;
+        float* work = buf + c4 * hw * step;
+        std::fill_n(dwp, 9 * cin * c4, 0.0f);
+        float* wt = nullptr;
+        if (dx) {
+          if (dscratch.size() < 9 * cin * c4) dscratch.resize(9 * cin * c4);  // grows once
+          wt = dscratch.data();
+          winograd::upsample_weights(params + w_off, cin, cout, wp);
+          winograd::flip_transpose(wp, cin, c4, wt);
+        }
+        for (Index s0 = 0; s0 < n; s0 += step) {
+          const Index m = std::min(step, n - s0);
+          winograd::pixel_unshuffle(dy.data() + s0 * 4 * hw * cout, cout, hin, win, m, buf);
+          conv3x3_winograd_weight_grad(x.data() + s0 * hw * cin, cin, hin, win, buf, c4, dwp, m, work);
+          if (dx) conv3x3_winograd(buf, c4, hin, win, wt, cin, nullptr, dx->data() + s0 * hw * cin, m, true, work);
+        }
+        winograd::upsample_fold_grad(dwp, cin, cout, grad + w_off);
+        return;
+      }
       if (!portable && winograd) {
         Eigen::Map<Vector<S>> db(grad + b_off, cout);
         db += dy.rowwise().sum();
@@ -203,10 +246,7 @@ struct Conv {
         // dL/dx: the same convolution of dy with the kernel flipped and transposed (C_in fastest).
         if (dscratch.size() < 9 * cin * cout) dscratch.resize(9 * cin * cout);  // grows once
         float* wt = dscratch.data();
-        const float* w = params + w_off;
-        for (Index t = 0; t < 9; ++t)
-          for (Index co = 0; co < cout; ++co)
-            for (Index ci = 0; ci < cin; ++ci) wt[ci + cin * (t * cout + co)] = w[co + cout * ((8 - t) * cin + ci)];
+        winograd::flip_transpose(params + w_off, cin, cout, wt);
         conv3x3_winograd(dy.data(), cout, hout, wout, wt, cin, nullptr, dx->data(), n, true, scratch.data());
         return;
       }
