@@ -646,8 +646,7 @@ class UNetVectorField {
     ensure(r.d_b, co, P);
     ensure(r.d_in, ci, P);
     ensure(r.dfilm, 2 * co, n);
-    r.d_a.setZero();
-    convs_[static_cast<std::size_t>(b.conv2)].backward(w, g, r.s2, dout, &r.d_a, p.col, p.dcol, n);
+    convs_[static_cast<std::size_t>(b.conv2)].backward(w, g, r.s2, dout, &r.d_a, p.col, p.dcol, n, false, false);
     detail::unet::silu_backward(r.f2, r.d_a, r.d_a);
     for (Index s = 0; s < n; ++s) {
       auto d = r.d_a.middleCols(s * b.hw, b.hw);
@@ -656,10 +655,8 @@ class UNetVectorField {
       for (Index q = 0; q < b.hw; ++q) d.col(q).array() *= r.film.col(s).head(co).array();  // 1 + scale
     }
     b.film.backward(w, g, p.e, r.dfilm, &p.de);
-    r.d_b.setZero();
-    b.gn2.backward(w, g, r.xhat2, r.rstd2, r.d_a, r.d_b, n, p.norm);
-    r.d_in.setZero();
-    convs_[static_cast<std::size_t>(b.conv1)].backward(w, g, r.s1, r.d_b, &r.d_in, p.col, p.dcol, n);
+    b.gn2.backward(w, g, r.xhat2, r.rstd2, r.d_a, r.d_b, n, p.norm, false);
+    convs_[static_cast<std::size_t>(b.conv1)].backward(w, g, r.s1, r.d_b, &r.d_in, p.col, p.dcol, n, false, false);
     detail::unet::silu_backward(r.a1, r.d_in, r.d_in);
     b.gn1.backward(w, g, r.xhat1, r.rstd1, r.d_in, dx, n, p.norm);
   }

@@ -203,10 +203,12 @@ struct Conv {
     y.colwise() += b;
   }
 
-  /// Given dy (cout x hw_out n): adds dL/dW, dL/db into grad, and dL/dx into dx (if not null).
+  /// Given dy (cout x hw_out n): adds dL/dW, dL/db into grad, and dL/dx into dx (if not null; with
+  /// add_dx false dL/dx replaces what dx holds, which the Winograd path writes without zeroing first).
   template <Real S>
   void backward(const S* params, S* grad, const Matrix<S>& x, const Matrix<S>& dy, Matrix<S>* dx, Vector<S>& scratch,
-                Vector<S>& dscratch, Index n, bool portable = false) const {
+                Vector<S>& dscratch, Index n, bool portable = false, bool add_dx = true) const {
+    if (dx && !add_dx && !(FLOWMATCH_CONV_DIRECT && std::is_same_v<S, float> && !portable && winograd)) dx->setZero();
 #if FLOWMATCH_CONV_DIRECT
     if constexpr (std::is_same_v<S, float>) {
       if (!portable && winograd && kind == ConvKind::up2_k3) {
@@ -231,7 +233,7 @@ struct Conv {
           const Index m = std::min(step, n - s0);
           winograd::pixel_unshuffle(dy.data() + s0 * 4 * hw * cout, cout, hin, win, m, buf);
           conv3x3_winograd_weight_grad(x.data() + s0 * hw * cin, cin, hin, win, buf, c4, dwp, m, work);
-          if (dx) conv3x3_winograd(buf, c4, hin, win, wt, cin, nullptr, dx->data() + s0 * hw * cin, m, true, work);
+          if (dx) conv3x3_winograd(buf, c4, hin, win, wt, cin, nullptr, dx->data() + s0 * hw * cin, m, add_dx, work);
         }
         winograd::upsample_fold_grad(dwp, cin, cout, grad + w_off);
         return;
@@ -247,7 +249,7 @@ struct Conv {
         if (dscratch.size() < 9 * cin * cout) dscratch.resize(9 * cin * cout);  // grows once
         float* wt = dscratch.data();
         winograd::flip_transpose(params + w_off, cin, cout, wt);
-        conv3x3_winograd(dy.data(), cout, hout, wout, wt, cin, nullptr, dx->data(), n, true, scratch.data());
+        conv3x3_winograd(dy.data(), cout, hout, wout, wt, cin, nullptr, dx->data(), n, add_dx, scratch.data());
         return;
       }
       if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout) && (!dx || conv_direct_available<S>(cin))) {
@@ -356,10 +358,10 @@ struct GroupNorm {
     }
   }
 
-  /// Given dy: adds dL/dgamma, dL/dbeta into grad and dL/dx into dx.
+  /// Given dy: adds dL/dgamma, dL/dbeta into grad and dL/dx into dx (or writes it there, add_dx false).
   template <Real S>
   void backward(const S* params, S* grad, const Matrix<S>& xhat, const Matrix<S>& rstd, const Matrix<S>& dy,
-                Matrix<S>& dx, Index n, Vector<S>& scratch) const {
+                Matrix<S>& dx, Index n, Vector<S>& scratch, bool add_dx = true) const {
     using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
     const Eigen::Map<const Arr> gamma(params + g_off, c);
     Eigen::Map<Arr> dgamma(grad + g_off, c), dbeta(grad + b_off, c);
@@ -390,8 +392,12 @@ struct GroupNorm {
       rm1 = r * m1;
       rm2 = r * m2;
       auto dxs = dx.middleCols(s * hw, hw).array();
-      dxs += ((dy.middleCols(s * hw, hw).array().colwise() * rg).colwise() - rm1) -
-             xhat.middleCols(s * hw, hw).array().colwise() * rm2;
+      const auto d = ((dy.middleCols(s * hw, hw).array().colwise() * rg).colwise() - rm1) -
+                     xhat.middleCols(s * hw, hw).array().colwise() * rm2;
+      if (add_dx)
+        dxs += d;
+      else
+        dxs = d;
     }
   }
 };
