@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -239,6 +240,78 @@ TEST_CASE("Winograd F(2x2, 3x3) convolutions compute what im2col + GEMM does (fl
   CHECK_FALSE(du::Conv(8, 8, 6, 6, du::ConvKind::k1, 0).winograd);
   CHECK_FALSE(du::Conv(3, 8, 6, 6, du::ConvKind::k3, 0).winograd);
   CHECK_FALSE(du::Conv(8, 1, 6, 6, du::ConvKind::k3, 0).winograd);
+}
+
+TEST_CASE("Fused GroupNorm + FiLM + SiLU computes what the three layers do in sequence (float)", "[nn][unet][norm]") {
+  namespace du = fm::detail::unet;
+  using M = fm::Matrix<float>;
+  using V = fm::Vector<float>;
+  fm::Rng rng(13);
+  auto fill = [&](float* p, fm::Index count, double lo, double hi) {
+    for (fm::Index i = 0; i < count; ++i) p[i] = static_cast<float>(lo + (hi - lo) * rng.uniform());
+  };
+  int compared = 0;
+  for (const bool with_film : {false, true})
+    for (const fm::Index c : {8, 16, 24})
+      for (const fm::Index hw : {1, 9, 49}) {
+        const fm::Index groups = 4, n = 3, P = hw * n;
+        const du::GroupNorm gn(c, groups, hw, 0);
+        V params(2 * c);
+        fill(params.data(), 2 * c, -1.0, 1.5);  // gamma, beta away from their 1, 0 start
+        M x(c, P), film(2 * c, n), ds(c, P), dx0(c, P);
+        fill(x.data(), x.size(), -2.0, 3.0);
+        fill(film.data(), film.size(), -0.5, 1.5);  // 1 + scale, shift
+        fill(ds.data(), ds.size(), -1.0, 1.0);
+        fill(dx0.data(), dx0.size(), -1.0, 1.0);
+        const float* fp = with_film ? film.data() : nullptr;
+        // Unfused: GroupNorm, FiLM, SiLU forward; SiLU, FiLM, GroupNorm backward.
+        M xhat(c, P), a(c, P), f(c, P), s(c, P), rstd(groups, n), df(c, P), dy(c, P), dfilm(2 * c, n);
+        V scratch, grad = V::Zero(2 * c);
+        gn.forward(params.data(), x, xhat, a, rstd, n, scratch);
+        f = a;
+        if (with_film)
+          for (fm::Index q = 0; q < P; ++q)
+            f.col(q).array() = a.col(q).array() * film.col(q / hw).head(c).array() + film.col(q / hw).tail(c).array();
+        du::silu_forward(f, s);
+        du::silu_backward(f, ds, df);
+        dy = df;
+        dfilm.setZero();
+        if (with_film)
+          for (fm::Index q = 0; q < P; ++q) {
+            const fm::Index smp = q / hw;
+            dfilm.col(smp).head(c).array() += df.col(q).array() * a.col(q).array();
+            dfilm.col(smp).tail(c) += df.col(q);
+            dy.col(q).array() *= film.col(smp).head(c).array();
+          }
+        M dx_ref = dx0;
+        gn.backward(params.data(), grad.data(), xhat, rstd, dy, dx_ref, n, scratch, true);
+        // Fused.
+        M xhat2(c, P), s2(c, P), rstd2(groups, n), dfilm2 = M::Zero(2 * c, n);
+        V grad2 = V::Zero(2 * c);
+        gn.forward_silu(params.data(), x, xhat2, s2, rstd2, n, scratch, fp);
+        M d2 = ds, dx_add = dx0, dx_set(c, P);
+        gn.backward_silu(params.data(), grad2.data(), xhat2, rstd2, d2, dx_add, n, scratch, true, fp,
+                         with_film ? dfilm2.data() : nullptr);
+        M d3 = ds;
+        V grad3 = V::Zero(2 * c);
+        gn.backward_silu(params.data(), grad3.data(), xhat2, rstd2, d3, dx_set, n, scratch, false, fp,
+                         with_film ? dfilm2.data() : nullptr);
+        const float tol = 2e-5f;
+        auto rel = [](const auto& u, const auto& v) {
+          return (u - v).cwiseAbs().maxCoeff() / std::max(1.0f, v.cwiseAbs().maxCoeff());
+        };
+        CHECK(rel(rstd2, rstd) <= tol);
+        CHECK(rel(xhat2, xhat) <= tol);
+        CHECK(rel(s2, s) <= tol);
+        CHECK(rel(d2, df) <= tol);  // ds is left holding dL/df
+        CHECK(rel(dx_add, dx_ref) <= tol);
+        CHECK(rel(dx_set, M(dx_ref - dx0)) <= tol);
+        CHECK(rel(grad2, grad) <= tol);
+        CHECK(rel(grad3, grad) <= tol);
+        if (with_film) CHECK(rel(dfilm2, dfilm) <= tol);
+        ++compared;
+      }
+  CHECK(compared == 18);
 }
 
 TEST_CASE("UNetVectorField: two threads compute what one does", "[nn][unet]") {

@@ -43,7 +43,7 @@ namespace detail::unet {
 
 template <Real S>
 struct ResCache {
-  Matrix<S> xhat1, a1, s1, h1, xhat2, a2, f2, s2, rstd1, rstd2, film, dfilm, d_in, d_a, d_b;
+  Matrix<S> xhat1, s1, h1, xhat2, s2, rstd1, rstd2, film, dfilm, d_in, d_a, d_b;
 };
 
 /// One thread's share of a batch: its activations, their gradients and its parameter gradient.
@@ -54,7 +54,7 @@ struct Part {
   std::vector<ResCache<S>> res;
   Vector<S> col, dcol, norm;  // im2col and GroupNorm scratch (grows to the largest layer's chunk, once)
   Matrix<S> fourier, z1, a1, emb, e, de, cond, tmp;
-  Matrix<S> head_xhat, head_a, head_s, head_rstd, head_d;
+  Matrix<S> head_xhat, head_s, head_rstd, head_d;
   std::vector<Index> label;
   Vector<S> grad;
 };
@@ -386,6 +386,17 @@ class UNetVectorField {
     head_norm_ = add_norm("head.norm", c, h * w);
     out_act_ = new_act(opt_.channels, h * w);
     ops_.push_back({OpKind::Head, add_conv("head.conv", c, opt_.channels, h, w, ConvKind::k3), cur, -1, out_act_});
+    // Backward visits the ops in reverse: the first to reach an activation's gradient writes it
+    // (so the gradients need no zeroing), the others add into it.
+    std::vector<std::uint8_t> seen(act_shape_.size(), 0);
+    overwrite_.assign(2 * ops_.size(), 0);
+    for (std::size_t k = ops_.size(); k-- > 0;)
+      for (int j = 0; j < 2; ++j) {
+        const int a = j == 0 ? ops_[k].in0 : ops_[k].in1;
+        if (a < 0) continue;
+        overwrite_[2 * k + static_cast<std::size_t>(j)] = seen[static_cast<std::size_t>(a)] ? 0 : 1;
+        seen[static_cast<std::size_t>(a)] = 1;
+      }
   }
 
   void initialize(std::uint64_t seed) {
@@ -539,11 +550,9 @@ class UNetVectorField {
         case OpKind::Head: {
           const Index C = in.rows(), P = in.cols();
           detail::unet::ensure(p.head_xhat, C, P);
-          detail::unet::ensure(p.head_a, C, P);
           detail::unet::ensure(p.head_s, C, P);
           detail::unet::ensure(p.head_rstd, opt_.groups, n);
-          head_norm_.forward(w, in, p.head_xhat, p.head_a, p.head_rstd, n, p.norm);
-          detail::unet::silu_forward(p.head_a, p.head_s);
+          head_norm_.forward_silu(w, in, p.head_xhat, p.head_s, p.head_rstd, n, p.norm);
           convs_[static_cast<std::size_t>(op.layer)].forward(w, p.head_s, out, p.col, n);
           break;
         }
@@ -557,26 +566,18 @@ class UNetVectorField {
     const S* w = parameters_.data();
     const Index n = p.n, P = b.hw * n, ci = b.cin, co = b.cout;
     ensure(r.xhat1, ci, P);
-    ensure(r.a1, ci, P);
     ensure(r.s1, ci, P);
     ensure(r.h1, co, P);
     ensure(r.xhat2, co, P);
-    ensure(r.a2, co, P);
-    ensure(r.f2, co, P);
     ensure(r.s2, co, P);
     ensure(r.rstd1, opt_.groups, n);
     ensure(r.rstd2, opt_.groups, n);
     ensure(r.film, 2 * co, n);
-    b.gn1.forward(w, x, r.xhat1, r.a1, r.rstd1, n, p.norm);
-    detail::unet::silu_forward(r.a1, r.s1);
+    b.gn1.forward_silu(w, x, r.xhat1, r.s1, r.rstd1, n, p.norm);
     convs_[static_cast<std::size_t>(b.conv1)].forward(w, r.s1, r.h1, p.col, n);
-    b.gn2.forward(w, r.h1, r.xhat2, r.a2, r.rstd2, n, p.norm);
     b.film.forward(w, p.e, r.film);
-    r.film.topRows(co).array() += S(1);  // kept as 1 + scale (backward reads it so)
-    for (Index s = 0; s < n; ++s)
-      for (Index q = s * b.hw; q < (s + 1) * b.hw; ++q)
-        r.f2.col(q).array() = r.a2.col(q).array() * r.film.col(s).head(co).array() + r.film.col(s).tail(co).array();
-    detail::unet::silu_forward(r.f2, r.s2);
+    r.film.topRows(co).array() += S(1);  // kept as 1 + scale (the fused GroupNorm reads it so)
+    b.gn2.forward_silu(w, r.h1, r.xhat2, r.s2, r.rstd2, n, p.norm, r.film.data());
     convs_[static_cast<std::size_t>(b.conv2)].forward(w, r.s2, out, p.col, n);
     if (b.skip >= 0) {
       const Conv& sk = convs_[static_cast<std::size_t>(b.skip)];
@@ -594,12 +595,12 @@ class UNetVectorField {
     S* g = p.grad.data();
     p.grad.setZero();
     const Index n = p.n;
-    for (std::size_t a = 0; a < p.dact.size(); ++a)
-      if (static_cast<int>(a) != out_act_) p.dact[a].setZero();
     detail::unet::ensure(p.de, opt_.embedding, n);
     p.de.setZero();
     for (auto it = ops_.rbegin(); it != ops_.rend(); ++it) {
       const Op& op = *it;
+      const auto k = static_cast<std::size_t>(ops_.rend() - it - 1);
+      const bool add0 = !overwrite_[2 * k], add1 = !overwrite_[2 * k + 1];
       const auto& in = p.act[static_cast<std::size_t>(op.in0)];
       auto& din = p.dact[static_cast<std::size_t>(op.in0)];
       const auto& dout = p.dact[static_cast<std::size_t>(op.out)];
@@ -607,24 +608,29 @@ class UNetVectorField {
         case OpKind::Stem:
         case OpKind::Down:
         case OpKind::Up:
-          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, in, dout, &din, p.col, p.dcol, n);
+          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, in, dout, &din, p.col, p.dcol, n, false, add0);
           break;
         case OpKind::Concat: {
           auto& db = p.dact[static_cast<std::size_t>(op.in1)];
-          din += dout.topRows(din.rows());
-          db += dout.bottomRows(db.rows());
+          if (add0)
+            din += dout.topRows(din.rows());
+          else
+            din = dout.topRows(din.rows());
+          if (add1)
+            db += dout.bottomRows(db.rows());
+          else
+            db = dout.bottomRows(db.rows());
           break;
         }
         case OpKind::Res:
           res_backward(blocks_[static_cast<std::size_t>(op.layer)], p.res[static_cast<std::size_t>(op.layer)], p, in,
-                       dout, din);
+                       dout, din, add0);
           break;
         case OpKind::Head: {
           detail::unet::ensure(p.head_d, in.rows(), in.cols());
-          p.head_d.setZero();
-          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, p.head_s, dout, &p.head_d, p.col, p.dcol, n);
-          detail::unet::silu_backward(p.head_a, p.head_d, p.head_d);
-          head_norm_.backward(w, g, p.head_xhat, p.head_rstd, p.head_d, din, n, p.norm);
+          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, p.head_s, dout, &p.head_d, p.col, p.dcol, n, false,
+                                                               false);
+          head_norm_.backward_silu(w, g, p.head_xhat, p.head_rstd, p.head_d, din, n, p.norm, add0);
           break;
         }
       }
@@ -633,32 +639,26 @@ class UNetVectorField {
   }
 
   void res_backward(const detail::unet::ResBlock& b, detail::unet::ResCache<S>& r, Part& p, const Matrix<S>& x,
-                    const Matrix<S>& dout, Matrix<S>& dx) const {
+                    const Matrix<S>& dout, Matrix<S>& dx, bool add_dx) const {
     using detail::unet::ensure;
     const S* w = parameters_.data();
     S* g = p.grad.data();
     const Index n = p.n, P = b.hw * n, ci = b.cin, co = b.cout;
     if (b.skip >= 0)
-      convs_[static_cast<std::size_t>(b.skip)].backward(w, g, x, dout, &dx, p.col, p.dcol, n);
-    else
+      convs_[static_cast<std::size_t>(b.skip)].backward(w, g, x, dout, &dx, p.col, p.dcol, n, false, add_dx);
+    else if (add_dx)
       dx += dout;
+    else
+      dx = dout;
     ensure(r.d_a, co, P);
     ensure(r.d_b, co, P);
     ensure(r.d_in, ci, P);
     ensure(r.dfilm, 2 * co, n);
     convs_[static_cast<std::size_t>(b.conv2)].backward(w, g, r.s2, dout, &r.d_a, p.col, p.dcol, n, false, false);
-    detail::unet::silu_backward(r.f2, r.d_a, r.d_a);
-    for (Index s = 0; s < n; ++s) {
-      auto d = r.d_a.middleCols(s * b.hw, b.hw);
-      r.dfilm.col(s).head(co) = (d.array() * r.a2.middleCols(s * b.hw, b.hw).array()).matrix().rowwise().sum();
-      r.dfilm.col(s).tail(co) = d.rowwise().sum();
-      for (Index q = 0; q < b.hw; ++q) d.col(q).array() *= r.film.col(s).head(co).array();  // 1 + scale
-    }
+    b.gn2.backward_silu(w, g, r.xhat2, r.rstd2, r.d_a, r.d_b, n, p.norm, false, r.film.data(), r.dfilm.data());
     b.film.backward(w, g, p.e, r.dfilm, &p.de);
-    b.gn2.backward(w, g, r.xhat2, r.rstd2, r.d_a, r.d_b, n, p.norm, false);
     convs_[static_cast<std::size_t>(b.conv1)].backward(w, g, r.s1, r.d_b, &r.d_in, p.col, p.dcol, n, false, false);
-    detail::unet::silu_backward(r.a1, r.d_in, r.d_in);
-    b.gn1.backward(w, g, r.xhat1, r.rstd1, r.d_in, dx, n, p.norm);
+    b.gn1.backward_silu(w, g, r.xhat1, r.rstd1, r.d_in, dx, n, p.norm);
   }
 
   void embed_backward(Part& p) const {
@@ -693,6 +693,7 @@ class UNetVectorField {
   detail::unet::GroupNorm head_norm_;
   Index label_off_ = 0;
   int out_act_ = -1;
+  std::vector<std::uint8_t> overwrite_;  // per op, in0 then in1: backward writes (not adds) that gradient
   Vector<S> parameters_, gradients_;
 };
 

@@ -358,6 +358,14 @@ struct GroupNorm {
     }
   }
 
+  template <Real S>
+  void forward_silu(const S* params, const Matrix<S>& x, Matrix<S>& xhat, Matrix<S>& out, Matrix<S>& rstd, Index n,
+                    Vector<S>& scratch, const S* film = nullptr) const;
+  template <Real S>
+  void backward_silu(const S* params, S* grad, const Matrix<S>& xhat, const Matrix<S>& rstd, Matrix<S>& ds,
+                     Matrix<S>& dx, Index n, Vector<S>& scratch, bool add_dx = true, const S* film = nullptr,
+                     S* dfilm = nullptr) const;
+
   /// Given dy: adds dL/dgamma, dL/dbeta into grad and dL/dx into dx (or writes it there, add_dx false).
   template <Real S>
   void backward(const S* params, S* grad, const Matrix<S>& xhat, const Matrix<S>& rstd, const Matrix<S>& dy,
@@ -401,6 +409,117 @@ struct GroupNorm {
     }
   }
 };
+
+/// GroupNorm, then FiLM, then SiLU in one pass over the pixels, as a residual block applies them:
+/// xhat = normalised x, f = (gamma xhat + beta)(1 + scale) + shift, out = silu(f). film (2c x n,
+/// column s: 1 + scale, then shift, for sample s) may be null: scale 0, shift 0. Keeps xhat and
+/// rstd (groups x n) for backward_silu, which recomputes f from them.
+template <Real S>
+void GroupNorm::forward_silu(const S* params, const Matrix<S>& x, Matrix<S>& xhat, Matrix<S>& out, Matrix<S>& rstd,
+                             Index n, Vector<S>& scratch, const S* film) const {
+  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+  using CMap = Eigen::Map<const Arr>;
+  const CMap gamma(params + g_off, c), beta(params + b_off, c);
+  const Index cg = c / groups;
+  const S inv_count = S(1) / static_cast<S>(cg * hw);
+  if (scratch.size() < 6 * c) scratch.resize(6 * c);  // grows once
+  Eigen::Map<Arr> acc(scratch.data(), c), mean(scratch.data() + c, c), r(scratch.data() + 2 * c, c),
+      ga(scratch.data() + 3 * c, c), be(scratch.data() + 4 * c, c), f(scratch.data() + 5 * c, c);
+  for (Index s = 0; s < n; ++s) {
+    const S* xs = x.data() + s * hw * c;
+    acc.setZero();
+    for (Index p = 0; p < hw; ++p) acc += CMap(xs + p * c, c);
+    for (Index g = 0; g < groups; ++g) mean.segment(g * cg, cg).setConstant(acc.segment(g * cg, cg).sum() * inv_count);
+    acc.setZero();
+    for (Index p = 0; p < hw; ++p) acc += (CMap(xs + p * c, c) - mean).square();
+    for (Index g = 0; g < groups; ++g) {
+      const S v = acc.segment(g * cg, cg).sum() * inv_count;
+      const auto rg = static_cast<S>(1.0 / std::sqrt(static_cast<double>(v) + eps));
+      rstd(g, s) = rg;
+      r.segment(g * cg, cg).setConstant(rg);
+    }
+    if (film) {
+      const CMap sc(film + s * 2 * c, c), sh(film + s * 2 * c + c, c);
+      ga = gamma * sc;
+      be = beta * sc + sh;
+    } else {
+      ga = gamma;
+      be = beta;
+    }
+    mean *= r;  // xhat = x r - mean r
+    S* xh = xhat.data() + s * hw * c;
+    S* os = out.data() + s * hw * c;
+    for (Index p = 0; p < hw; ++p) {
+      Eigen::Map<Arr> xhp(xh + p * c, c);
+      xhp = CMap(xs + p * c, c) * r - mean;
+      f = xhp * ga + be;
+      Eigen::Map<Arr>(os + p * c, c) = f / (S(1) + (-f).exp());
+    }
+  }
+}
+
+/// The gradient of forward_silu. ds: dL/dout, overwritten with dL/df. Adds dL/dgamma, dL/dbeta into
+/// grad, writes dL/dx into dx (adds with add_dx) and, with film, dL/d(scale, shift) into dfilm (2c x n).
+template <Real S>
+void GroupNorm::backward_silu(const S* params, S* grad, const Matrix<S>& xhat, const Matrix<S>& rstd, Matrix<S>& ds,
+                              Matrix<S>& dx, Index n, Vector<S>& scratch, bool add_dx, const S* film,
+                              S* dfilm) const {
+  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+  using CMap = Eigen::Map<const Arr>;
+  const CMap gamma(params + g_off, c), beta(params + b_off, c);
+  Eigen::Map<Arr> dgamma(grad + g_off, c), dbeta(grad + b_off, c);
+  const Index cg = c / groups;
+  const S inv_count = S(1) / static_cast<S>(cg * hw);
+  if (scratch.size() < 9 * c) scratch.resize(9 * c);  // grows once
+  Eigen::Map<Arr> a(scratch.data(), c), b(scratch.data() + c, c), ga(scratch.data() + 2 * c, c),
+      be(scratch.data() + 3 * c, c), rgs(scratch.data() + 4 * c, c), rm1(scratch.data() + 5 * c, c),
+      rm2(scratch.data() + 6 * c, c), f(scratch.data() + 7 * c, c), sig(scratch.data() + 8 * c, c);
+  for (Index s = 0; s < n; ++s) {
+    const S* xh = xhat.data() + s * hw * c;
+    S* d = ds.data() + s * hw * c;
+    if (film) {
+      const CMap sc(film + s * 2 * c, c), sh(film + s * 2 * c + c, c);
+      ga = gamma * sc;
+      be = beta * sc + sh;
+    } else {
+      ga = gamma;
+      be = beta;
+    }
+    a.setZero();
+    b.setZero();
+    for (Index p = 0; p < hw; ++p) {  // df = ds silu'(f), in place; a = sum df, b = sum df xhat
+      const CMap xhp(xh + p * c, c);
+      Eigen::Map<Arr> dp(d + p * c, c);
+      f = xhp * ga + be;
+      sig = S(1) / (S(1) + (-f).exp());
+      dp = dp * sig * (S(1) + f * (S(1) - sig));
+      a += dp;
+      b += dp * xhp;
+    }
+    if (film) {  // a2 = gamma xhat + beta: d scale = sum df a2, d shift = sum df
+      Eigen::Map<Arr>(dfilm + s * 2 * c, c) = gamma * b + beta * a;
+      Eigen::Map<Arr>(dfilm + s * 2 * c + c, c) = a;
+      const CMap sc(film + s * 2 * c, c);
+      a *= sc;  // now the sums of dy = df (1 + scale), the GroupNorm output's gradient
+      b *= sc;
+    }
+    dbeta += a;
+    dgamma += b;
+    for (Index g = 0; g < groups; ++g) {
+      const S rg = rstd(g, s);
+      rm1.segment(g * cg, cg).setConstant(rg * (gamma.segment(g * cg, cg) * a.segment(g * cg, cg)).sum() * inv_count);
+      rm2.segment(g * cg, cg).setConstant(rg * (gamma.segment(g * cg, cg) * b.segment(g * cg, cg)).sum() * inv_count);
+      rgs.segment(g * cg, cg) = rg * ga.segment(g * cg, cg);
+    }
+    S* dxs = dx.data() + s * hw * c;
+    if (add_dx)
+      for (Index p = 0; p < hw; ++p)
+        Eigen::Map<Arr>(dxs + p * c, c) += CMap(d + p * c, c) * rgs - rm1 - CMap(xh + p * c, c) * rm2;
+    else
+      for (Index p = 0; p < hw; ++p)
+        Eigen::Map<Arr>(dxs + p * c, c) = CMap(d + p * c, c) * rgs - rm1 - CMap(xh + p * c, c) * rm2;
+  }
+}
 
 /// A dense layer out = W in + b on embedding vectors (W: out x in, column-major in the flat vector).
 struct Dense {
