@@ -417,43 +417,66 @@ struct GroupNorm {
 template <Real S>
 void GroupNorm::forward_silu(const S* params, const Matrix<S>& x, Matrix<S>& xhat, Matrix<S>& out, Matrix<S>& rstd,
                              Index n, Vector<S>& scratch, const S* film) const {
-  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
-  using CMap = Eigen::Map<const Arr>;
-  const CMap gamma(params + g_off, c), beta(params + b_off, c);
+  const S* gamma = params + g_off;
+  const S* beta = params + b_off;
   const Index cg = c / groups;
-  const S inv_count = S(1) / static_cast<S>(cg * hw);
+  const double count = static_cast<double>(cg * hw);
   if (scratch.size() < 6 * c) scratch.resize(6 * c);  // grows once
-  Eigen::Map<Arr> acc(scratch.data(), c), mean(scratch.data() + c, c), r(scratch.data() + 2 * c, c),
-      ga(scratch.data() + 3 * c, c), be(scratch.data() + 4 * c, c), f(scratch.data() + 5 * c, c);
+  S* s1 = scratch.data();
+  S* s2 = s1 + c;
+  S* r = s2 + c;
+  S* mr = r + c;
+  S* ga = mr + c;
+  S* be = ga + c;
   for (Index s = 0; s < n; ++s) {
     const S* xs = x.data() + s * hw * c;
-    acc.setZero();
-    for (Index p = 0; p < hw; ++p) acc += CMap(xs + p * c, c);
-    for (Index g = 0; g < groups; ++g) mean.segment(g * cg, cg).setConstant(acc.segment(g * cg, cg).sum() * inv_count);
-    acc.setZero();
-    for (Index p = 0; p < hw; ++p) acc += (CMap(xs + p * c, c) - mean).square();
+    // One pass for the statistics: sums of x - k and (x - k)^2 per channel, k = the channel's value
+    // at the first pixel (a shift that keeps the squares from cancelling), combined per group in double.
+    {
+      using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+      Eigen::Map<Arr> a1(s1, c), a2(s2, c);
+      const Eigen::Map<const Arr> k(xs, c);
+      a1.setZero();
+      a2.setZero();
+      for (Index p = 1; p < hw; ++p) {
+        const auto d = Eigen::Map<const Arr>(xs + p * c, c) - k;
+        a1 += d;
+        a2 += d.square();
+      }
+    }
     for (Index g = 0; g < groups; ++g) {
-      const S v = acc.segment(g * cg, cg).sum() * inv_count;
-      const auto rg = static_cast<S>(1.0 / std::sqrt(static_cast<double>(v) + eps));
-      rstd(g, s) = rg;
-      r.segment(g * cg, cg).setConstant(rg);
+      double m = 0;
+      for (Index ch = g * cg; ch < (g + 1) * cg; ++ch)
+        m += static_cast<double>(s1[ch]) + static_cast<double>(hw) * static_cast<double>(xs[ch]);
+      m /= count;
+      double ss = 0;  // sum (x - m)^2 = S2 - 2 (m - k) S1 + hw (m - k)^2
+      for (Index ch = g * cg; ch < (g + 1) * cg; ++ch) {
+        const double mk = m - static_cast<double>(xs[ch]);
+        ss += static_cast<double>(s2[ch]) - 2.0 * mk * static_cast<double>(s1[ch]) + static_cast<double>(hw) * mk * mk;
+      }
+      const double rg = 1.0 / std::sqrt(std::max(ss, 0.0) / count + eps);
+      rstd(g, s) = static_cast<S>(rg);
+      for (Index ch = g * cg; ch < (g + 1) * cg; ++ch) {
+        r[ch] = static_cast<S>(rg);
+        mr[ch] = static_cast<S>(m * rg);
+      }
     }
-    if (film) {
-      const CMap sc(film + s * 2 * c, c), sh(film + s * 2 * c + c, c);
-      ga = gamma * sc;
-      be = beta * sc + sh;
-    } else {
-      ga = gamma;
-      be = beta;
+    for (Index ch = 0; ch < c; ++ch) {
+      const S sc = film ? film[s * 2 * c + ch] : S(1);
+      const S sh = film ? film[s * 2 * c + c + ch] : S(0);
+      ga[ch] = gamma[ch] * sc;
+      be[ch] = beta[ch] * sc + sh;
     }
-    mean *= r;  // xhat = x r - mean r
     S* xh = xhat.data() + s * hw * c;
     S* os = out.data() + s * hw * c;
-    for (Index p = 0; p < hw; ++p) {
-      Eigen::Map<Arr> xhp(xh + p * c, c);
-      xhp = CMap(xs + p * c, c) * r - mean;
-      f = xhp * ga + be;
-      Eigen::Map<Arr>(os + p * c, c) = f / (S(1) + (-f).exp());
+    using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+    using CMap = Eigen::Map<const Arr>;
+    const CMap ra(r, c), mra(mr, c), gaa(ga, c), bea(be, c);
+    for (Index p = 0; p < hw; ++p) {  // xhat = x r - mean r; f = xhat gamma (1 + scale) + ...; silu
+      Eigen::Map<Arr> xhp(xh + p * c, c), op(os + p * c, c);
+      xhp = CMap(xs + p * c, c) * ra - mra;
+      op = xhp * gaa + bea;
+      op = op / (S(1) + (-op).exp());
     }
   }
 }
