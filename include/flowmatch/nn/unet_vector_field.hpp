@@ -386,17 +386,6 @@ class UNetVectorField {
     head_norm_ = add_norm("head.norm", c, h * w);
     out_act_ = new_act(opt_.channels, h * w);
     ops_.push_back({OpKind::Head, add_conv("head.conv", c, opt_.channels, h, w, ConvKind::k3), cur, -1, out_act_});
-    // Backward visits the ops in reverse: the first to reach an activation's gradient writes it
-    // (so the gradients need no zeroing), the others add into it.
-    std::vector<std::uint8_t> seen(act_shape_.size(), 0);
-    overwrite_.assign(2 * ops_.size(), 0);
-    for (std::size_t k = ops_.size(); k-- > 0;)
-      for (int j = 0; j < 2; ++j) {
-        const int a = j == 0 ? ops_[k].in0 : ops_[k].in1;
-        if (a < 0) continue;
-        overwrite_[2 * k + static_cast<std::size_t>(j)] = seen[static_cast<std::size_t>(a)] ? 0 : 1;
-        seen[static_cast<std::size_t>(a)] = 1;
-      }
   }
 
   void initialize(std::uint64_t seed) {
@@ -595,12 +584,12 @@ class UNetVectorField {
     S* g = p.grad.data();
     p.grad.setZero();
     const Index n = p.n;
+    for (std::size_t a = 0; a < p.dact.size(); ++a)
+      if (static_cast<int>(a) != out_act_) p.dact[a].setZero();
     detail::unet::ensure(p.de, opt_.embedding, n);
     p.de.setZero();
     for (auto it = ops_.rbegin(); it != ops_.rend(); ++it) {
       const Op& op = *it;
-      const auto k = static_cast<std::size_t>(ops_.rend() - it - 1);
-      const bool add0 = !overwrite_[2 * k], add1 = !overwrite_[2 * k + 1];
       const auto& in = p.act[static_cast<std::size_t>(op.in0)];
       auto& din = p.dact[static_cast<std::size_t>(op.in0)];
       const auto& dout = p.dact[static_cast<std::size_t>(op.out)];
@@ -608,29 +597,23 @@ class UNetVectorField {
         case OpKind::Stem:
         case OpKind::Down:
         case OpKind::Up:
-          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, in, dout, &din, p.col, p.dcol, n, false, add0);
+          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, in, dout, &din, p.col, p.dcol, n);
           break;
         case OpKind::Concat: {
           auto& db = p.dact[static_cast<std::size_t>(op.in1)];
-          if (add0)
-            din += dout.topRows(din.rows());
-          else
-            din = dout.topRows(din.rows());
-          if (add1)
-            db += dout.bottomRows(db.rows());
-          else
-            db = dout.bottomRows(db.rows());
+          din += dout.topRows(din.rows());
+          db += dout.bottomRows(db.rows());
           break;
         }
         case OpKind::Res:
           res_backward(blocks_[static_cast<std::size_t>(op.layer)], p.res[static_cast<std::size_t>(op.layer)], p, in,
-                       dout, din, add0);
+                       dout, din);
           break;
         case OpKind::Head: {
           detail::unet::ensure(p.head_d, in.rows(), in.cols());
           convs_[static_cast<std::size_t>(op.layer)].backward(w, g, p.head_s, dout, &p.head_d, p.col, p.dcol, n, false,
                                                                false);
-          head_norm_.backward_silu(w, g, p.head_xhat, p.head_rstd, p.head_d, din, n, p.norm, add0);
+          head_norm_.backward_silu(w, g, p.head_xhat, p.head_rstd, p.head_d, din, n, p.norm);
           break;
         }
       }
@@ -639,17 +622,15 @@ class UNetVectorField {
   }
 
   void res_backward(const detail::unet::ResBlock& b, detail::unet::ResCache<S>& r, Part& p, const Matrix<S>& x,
-                    const Matrix<S>& dout, Matrix<S>& dx, bool add_dx) const {
+                    const Matrix<S>& dout, Matrix<S>& dx) const {
     using detail::unet::ensure;
     const S* w = parameters_.data();
     S* g = p.grad.data();
     const Index n = p.n, P = b.hw * n, ci = b.cin, co = b.cout;
     if (b.skip >= 0)
-      convs_[static_cast<std::size_t>(b.skip)].backward(w, g, x, dout, &dx, p.col, p.dcol, n, false, add_dx);
-    else if (add_dx)
-      dx += dout;
+      convs_[static_cast<std::size_t>(b.skip)].backward(w, g, x, dout, &dx, p.col, p.dcol, n);
     else
-      dx = dout;
+      dx += dout;
     ensure(r.d_a, co, P);
     ensure(r.d_b, co, P);
     ensure(r.d_in, ci, P);
@@ -693,7 +674,6 @@ class UNetVectorField {
   detail::unet::GroupNorm head_norm_;
   Index label_off_ = 0;
   int out_act_ = -1;
-  std::vector<std::uint8_t> overwrite_;  // per op, in0 then in1: backward writes (not adds) that gradient
   Vector<S> parameters_, gradients_;
 };
 
