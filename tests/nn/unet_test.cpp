@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -135,6 +136,58 @@ TEST_CASE("UNetVectorField backward matches central differences (context vectors
   CHECK(check_gradients(net, x, t, c) < 1e-6);
 }
 
+namespace {
+
+// Runs forward and backward of conv on the fast path (with conv.winograd as given) and on the
+// portable one (im2col + GEMM), and compares y, dL/dx (accumulated onto what dx held), dL/dW and
+// dL/db, each within 1e-4 of the portable result's largest magnitude (float).
+void compare_fast_portable(fm::detail::unet::Conv conv, bool winograd, fm::Index n, fm::Rng& rng) {
+  conv.winograd = winograd;
+  fm::Vector<float> params(conv.num_params());
+  rng.fill_normal(params);
+  fm::Matrix<float> x(conv.cin, conv.hw_in() * n), dy(conv.cout, conv.hw_out() * n);
+  rng.fill_normal(x);
+  rng.fill_normal(dy);
+  fm::Matrix<float> y_fast(conv.cout, conv.hw_out() * n), y_portable(conv.cout, conv.hw_out() * n);
+  fm::Vector<float> scratch, dscratch;
+  conv.forward(params.data(), x, y_fast, scratch, n, false);
+  conv.forward(params.data(), x, y_portable, scratch, n, true);
+  INFO("kind " << static_cast<int>(conv.kind) << " cin " << conv.cin << " cout " << conv.cout << " h " << conv.hin
+               << " w " << conv.win << " n " << n << " winograd " << winograd);
+  const auto tol = [](const auto& ref) { return 1e-4f * (1.0f + ref.cwiseAbs().maxCoeff()); };
+  CHECK((y_fast - y_portable).cwiseAbs().maxCoeff() <= tol(y_portable));
+  // Backward: dL/dx accumulates into what dx holds; dL/dW and dL/db into what grad holds.
+  fm::Matrix<float> dx0(conv.cin, conv.hw_in() * n);
+  rng.fill_normal(dx0);
+  fm::Matrix<float> dx_fast = dx0, dx_portable = dx0;
+  fm::Vector<float> g0(conv.num_params());
+  rng.fill_normal(g0);
+  fm::Vector<float> g_fast = g0, g_portable = g0;
+  conv.backward(params.data(), g_fast.data(), x, dy, &dx_fast, scratch, dscratch, n, false);
+  conv.backward(params.data(), g_portable.data(), x, dy, &dx_portable, scratch, dscratch, n, true);
+  const fm::Index nw = conv.num_params() - conv.cout;
+  const fm::Vector<float> dw_fast = g_fast.head(nw) - g0.head(nw), dw_portable = g_portable.head(nw) - g0.head(nw);
+  const fm::Vector<float> db_fast = g_fast.tail(conv.cout) - g0.tail(conv.cout),
+                          db_portable = g_portable.tail(conv.cout) - g0.tail(conv.cout);
+  const fm::Matrix<float> ddx_fast = dx_fast - dx0, ddx_portable = dx_portable - dx0;
+  CHECK((ddx_fast - ddx_portable).cwiseAbs().maxCoeff() <= tol(ddx_portable));
+  CHECK((dw_fast - dw_portable).cwiseAbs().maxCoeff() <= tol(dw_portable));
+  CHECK((db_fast - db_portable).cwiseAbs().maxCoeff() <= tol(db_portable));
+  CHECK(ddx_portable.cwiseAbs().maxCoeff() > 0.1f);  // something was added
+  // add_dx false: dL/dx replaces what dx held.
+  fm::Matrix<float> dx_over = dx0;
+  fm::Vector<float> g_over = g0;
+  conv.backward(params.data(), g_over.data(), x, dy, &dx_over, scratch, dscratch, n, false, false);
+  CHECK((dx_over - ddx_portable).cwiseAbs().maxCoeff() <= tol(ddx_portable));
+  // Without dL/dx the parameter gradient is the same.
+  fm::Vector<float> g_nodx = g0;
+  conv.backward(params.data(), g_nodx.data(), x, dy, static_cast<fm::Matrix<float>*>(nullptr), scratch, dscratch, n,
+                false);
+  CHECK((g_nodx - g_portable).cwiseAbs().maxCoeff() <= tol(g_portable));
+}
+
+}  // namespace
+
 TEST_CASE("Direct 3x3 convolution kernel computes what im2col + GEMM does (float)", "[nn][unet][conv]") {
   namespace du = fm::detail::unet;
   if (!du::conv_direct_available<float>(8)) {
@@ -147,32 +200,118 @@ TEST_CASE("Direct 3x3 convolution kernel computes what im2col + GEMM does (float
   for (const du::ConvKind kind : kinds)
     for (const fm::Index cin : {3, 8, 16})
       for (const fm::Index cout : {8, 24, 32}) {
-        const fm::Index h = 5, w = 7, n = 3;
-        const du::Conv conv(cin, cout, h, w, kind, 0);
-        fm::Vector<float> params(conv.num_params());
-        rng.fill_normal(params);
-        fm::Matrix<float> x(cin, conv.hw_in() * n), dy(cout, conv.hw_out() * n);
-        rng.fill_normal(x);
-        rng.fill_normal(dy);
-        fm::Matrix<float> y_direct(cout, conv.hw_out() * n), y_portable(cout, conv.hw_out() * n);
-        fm::Vector<float> scratch, dscratch;
-        conv.forward(params.data(), x, y_direct, scratch, n, false);
-        conv.forward(params.data(), x, y_portable, scratch, n, true);
-        INFO("kind " << static_cast<int>(kind) << " cin " << cin << " cout " << cout);
-        CHECK((y_direct - y_portable).cwiseAbs().maxCoeff() <= 1e-4f * (1.0f + y_portable.cwiseAbs().maxCoeff()));
-        // Backward: dL/dx accumulates into what dx holds.
-        fm::Matrix<float> dx0(cin, conv.hw_in() * n);
-        rng.fill_normal(dx0);
-        fm::Matrix<float> dx_direct = dx0, dx_portable = dx0;
-        fm::Vector<float> g_direct = fm::Vector<float>::Zero(conv.num_params()), g_portable = g_direct;
-        conv.backward(params.data(), g_direct.data(), x, dy, &dx_direct, scratch, dscratch, n, false);
-        conv.backward(params.data(), g_portable.data(), x, dy, &dx_portable, scratch, dscratch, n, true);
-        CHECK((dx_direct - dx_portable).cwiseAbs().maxCoeff() <= 1e-4f * (1.0f + dx_portable.cwiseAbs().maxCoeff()));
-        CHECK((g_direct - g_portable).cwiseAbs().maxCoeff() <= 1e-4f * (1.0f + g_portable.cwiseAbs().maxCoeff()));
-        CHECK((dx_direct - dx0).cwiseAbs().maxCoeff() > 0.1f);  // something was added
+        compare_fast_portable(du::Conv(cin, cout, 5, 7, kind, 0), false, 3, rng);  // the direct kernel
         ++compared;
       }
   CHECK(compared == 27);
+}
+
+TEST_CASE("Winograd F(2x2, 3x3) convolutions compute what im2col + GEMM does (float)", "[nn][unet][conv]") {
+  namespace du = fm::detail::unet;
+  if (!du::conv_direct_available<float>(8)) {
+    WARN("the Winograd convolution is not compiled in (needs AVX2 and FMA): only the portable path runs");
+    return;
+  }
+  fm::Rng rng(12);
+  int compared = 0;
+  struct Shape {
+    fm::Index h, w, n;
+  };
+  // Odd and even sides (odd: the last tiles cross the border), one pixel, batches of 1 to 3.
+  const Shape shapes[] = {{7, 7, 2}, {5, 7, 3}, {6, 4, 1}, {1, 1, 2}, {3, 8, 2}, {14, 14, 1}};
+  for (const du::ConvKind kind : {du::ConvKind::k3, du::ConvKind::up2_k3})
+    for (const Shape& sh : shapes)
+      for (const fm::Index cin : {8, 16, 24})
+        for (const fm::Index cout : {8, 16, 40}) {
+          const du::Conv conv(cin, cout, sh.h, sh.w, kind, 0);
+          CHECK(conv.winograd);  // selected by default where it applies
+          compare_fast_portable(conv, true, sh.n, rng);
+          ++compared;
+        }
+  // Larger channel counts, as in the default U-Net (blocks of tiles span samples).
+  for (const du::ConvKind kind : {du::ConvKind::k3, du::ConvKind::up2_k3}) {
+    compare_fast_portable(du::Conv(64, 64, 7, 7, kind, 0), true, 4, rng);
+    compare_fast_portable(du::Conv(128, 64, 7, 7, kind, 0), true, 2, rng);
+    compared += 2;
+  }
+  CHECK(compared == 2 * 6 * 9 + 4);
+  // Not selected where it does not apply: stride 2, 1x1, channel counts not multiples of 8.
+  CHECK_FALSE(du::Conv(8, 8, 6, 6, du::ConvKind::k3_stride2, 0).winograd);
+  CHECK_FALSE(du::Conv(8, 8, 6, 6, du::ConvKind::k1, 0).winograd);
+  CHECK_FALSE(du::Conv(3, 8, 6, 6, du::ConvKind::k3, 0).winograd);
+  CHECK_FALSE(du::Conv(8, 1, 6, 6, du::ConvKind::k3, 0).winograd);
+}
+
+TEST_CASE("Fused GroupNorm + FiLM + SiLU computes what the three layers do in sequence (float)", "[nn][unet][norm]") {
+  namespace du = fm::detail::unet;
+  using M = fm::Matrix<float>;
+  using V = fm::Vector<float>;
+  fm::Rng rng(13);
+  auto fill = [&](float* p, fm::Index count, double lo, double hi) {
+    for (fm::Index i = 0; i < count; ++i) p[i] = static_cast<float>(lo + (hi - lo) * rng.uniform());
+  };
+  int compared = 0;
+  for (const bool with_film : {false, true})
+    for (const fm::Index c : {8, 16, 24})
+      for (const fm::Index hw : {1, 9, 49}) {
+        const fm::Index groups = 4, n = 3, P = hw * n;
+        const du::GroupNorm gn(c, groups, hw, 0);
+        V params(2 * c);
+        fill(params.data(), 2 * c, -1.0, 1.5);  // gamma, beta away from their 1, 0 start
+        M x(c, P), film(2 * c, n), ds(c, P), dx0(c, P);
+        fill(x.data(), x.size(), -2.0, 3.0);
+        fill(film.data(), film.size(), -0.5, 1.5);  // 1 + scale, shift
+        fill(ds.data(), ds.size(), -1.0, 1.0);
+        fill(dx0.data(), dx0.size(), -1.0, 1.0);
+        const float* fp = with_film ? film.data() : nullptr;
+        // Unfused: GroupNorm, FiLM, SiLU forward; SiLU, FiLM, GroupNorm backward.
+        M xhat(c, P), a(c, P), f(c, P), s(c, P), rstd(groups, n), df(c, P), dy(c, P), dfilm(2 * c, n);
+        V scratch, grad = V::Zero(2 * c);
+        gn.forward(params.data(), x, xhat, a, rstd, n, scratch);
+        f = a;
+        if (with_film)
+          for (fm::Index q = 0; q < P; ++q)
+            f.col(q).array() = a.col(q).array() * film.col(q / hw).head(c).array() + film.col(q / hw).tail(c).array();
+        du::silu_forward(f, s);
+        du::silu_backward(f, ds, df);
+        dy = df;
+        dfilm.setZero();
+        if (with_film)
+          for (fm::Index q = 0; q < P; ++q) {
+            const fm::Index smp = q / hw;
+            dfilm.col(smp).head(c).array() += df.col(q).array() * a.col(q).array();
+            dfilm.col(smp).tail(c) += df.col(q);
+            dy.col(q).array() *= film.col(smp).head(c).array();
+          }
+        M dx_ref = dx0;
+        gn.backward(params.data(), grad.data(), xhat, rstd, dy, dx_ref, n, scratch, true);
+        // Fused.
+        M xhat2(c, P), s2(c, P), rstd2(groups, n), dfilm2 = M::Zero(2 * c, n);
+        V grad2 = V::Zero(2 * c);
+        gn.forward_silu(params.data(), x, xhat2, s2, rstd2, n, scratch, fp);
+        M d2 = ds, dx_add = dx0, dx_set(c, P);
+        gn.backward_silu(params.data(), grad2.data(), xhat2, rstd2, d2, dx_add, n, scratch, true, fp,
+                         with_film ? dfilm2.data() : nullptr);
+        M d3 = ds;
+        V grad3 = V::Zero(2 * c);
+        gn.backward_silu(params.data(), grad3.data(), xhat2, rstd2, d3, dx_set, n, scratch, false, fp,
+                         with_film ? dfilm2.data() : nullptr);
+        const float tol = 2e-5f;
+        auto rel = [](const auto& u, const auto& v) {
+          return (u - v).cwiseAbs().maxCoeff() / std::max(1.0f, v.cwiseAbs().maxCoeff());
+        };
+        CHECK(rel(rstd2, rstd) <= tol);
+        CHECK(rel(xhat2, xhat) <= tol);
+        CHECK(rel(s2, s) <= tol);
+        CHECK(rel(d2, df) <= tol);  // ds is left holding dL/df
+        CHECK(rel(dx_add, dx_ref) <= tol);
+        CHECK(rel(dx_set, M(dx_ref - dx0)) <= tol);
+        CHECK(rel(grad2, grad) <= tol);
+        CHECK(rel(grad3, grad) <= tol);
+        if (with_film) CHECK(rel(dfilm2, dfilm) <= tol);
+        ++compared;
+      }
+  CHECK(compared == 18);
 }
 
 TEST_CASE("UNetVectorField: two threads compute what one does", "[nn][unet]") {

@@ -43,7 +43,7 @@ namespace detail::unet {
 
 template <Real S>
 struct ResCache {
-  Matrix<S> xhat1, a1, s1, h1, xhat2, a2, f2, s2, rstd1, rstd2, film, dfilm, d_in, d_a, d_b;
+  Matrix<S> xhat1, s1, h1, xhat2, s2, rstd1, rstd2, film, dfilm, d_in, d_a, d_b;
 };
 
 /// One thread's share of a batch: its activations, their gradients and its parameter gradient.
@@ -54,7 +54,7 @@ struct Part {
   std::vector<ResCache<S>> res;
   Vector<S> col, dcol, norm;  // im2col and GroupNorm scratch (grows to the largest layer's chunk, once)
   Matrix<S> fourier, z1, a1, emb, e, de, cond, tmp;
-  Matrix<S> head_xhat, head_a, head_s, head_rstd, head_d;
+  Matrix<S> head_xhat, head_s, head_rstd, head_d;
   std::vector<Index> label;
   Vector<S> grad;
 };
@@ -539,11 +539,9 @@ class UNetVectorField {
         case OpKind::Head: {
           const Index C = in.rows(), P = in.cols();
           detail::unet::ensure(p.head_xhat, C, P);
-          detail::unet::ensure(p.head_a, C, P);
           detail::unet::ensure(p.head_s, C, P);
           detail::unet::ensure(p.head_rstd, opt_.groups, n);
-          head_norm_.forward(w, in, p.head_xhat, p.head_a, p.head_rstd, n, p.norm);
-          detail::unet::silu_forward(p.head_a, p.head_s);
+          head_norm_.forward_silu(w, in, p.head_xhat, p.head_s, p.head_rstd, n, p.norm);
           convs_[static_cast<std::size_t>(op.layer)].forward(w, p.head_s, out, p.col, n);
           break;
         }
@@ -557,26 +555,18 @@ class UNetVectorField {
     const S* w = parameters_.data();
     const Index n = p.n, P = b.hw * n, ci = b.cin, co = b.cout;
     ensure(r.xhat1, ci, P);
-    ensure(r.a1, ci, P);
     ensure(r.s1, ci, P);
     ensure(r.h1, co, P);
     ensure(r.xhat2, co, P);
-    ensure(r.a2, co, P);
-    ensure(r.f2, co, P);
     ensure(r.s2, co, P);
     ensure(r.rstd1, opt_.groups, n);
     ensure(r.rstd2, opt_.groups, n);
     ensure(r.film, 2 * co, n);
-    b.gn1.forward(w, x, r.xhat1, r.a1, r.rstd1, n, p.norm);
-    detail::unet::silu_forward(r.a1, r.s1);
+    b.gn1.forward_silu(w, x, r.xhat1, r.s1, r.rstd1, n, p.norm);
     convs_[static_cast<std::size_t>(b.conv1)].forward(w, r.s1, r.h1, p.col, n);
-    b.gn2.forward(w, r.h1, r.xhat2, r.a2, r.rstd2, n, p.norm);
     b.film.forward(w, p.e, r.film);
-    r.film.topRows(co).array() += S(1);  // kept as 1 + scale (backward reads it so)
-    for (Index s = 0; s < n; ++s)
-      for (Index q = s * b.hw; q < (s + 1) * b.hw; ++q)
-        r.f2.col(q).array() = r.a2.col(q).array() * r.film.col(s).head(co).array() + r.film.col(s).tail(co).array();
-    detail::unet::silu_forward(r.f2, r.s2);
+    r.film.topRows(co).array() += S(1);  // kept as 1 + scale (the fused GroupNorm reads it so)
+    b.gn2.forward_silu(w, r.h1, r.xhat2, r.s2, r.rstd2, n, p.norm, r.film.data());
     convs_[static_cast<std::size_t>(b.conv2)].forward(w, r.s2, out, p.col, n);
     if (b.skip >= 0) {
       const Conv& sk = convs_[static_cast<std::size_t>(b.skip)];
@@ -621,10 +611,9 @@ class UNetVectorField {
           break;
         case OpKind::Head: {
           detail::unet::ensure(p.head_d, in.rows(), in.cols());
-          p.head_d.setZero();
-          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, p.head_s, dout, &p.head_d, p.col, p.dcol, n);
-          detail::unet::silu_backward(p.head_a, p.head_d, p.head_d);
-          head_norm_.backward(w, g, p.head_xhat, p.head_rstd, p.head_d, din, n, p.norm);
+          convs_[static_cast<std::size_t>(op.layer)].backward(w, g, p.head_s, dout, &p.head_d, p.col, p.dcol, n, false,
+                                                               false);
+          head_norm_.backward_silu(w, g, p.head_xhat, p.head_rstd, p.head_d, din, n, p.norm);
           break;
         }
       }
@@ -646,22 +635,11 @@ class UNetVectorField {
     ensure(r.d_b, co, P);
     ensure(r.d_in, ci, P);
     ensure(r.dfilm, 2 * co, n);
-    r.d_a.setZero();
-    convs_[static_cast<std::size_t>(b.conv2)].backward(w, g, r.s2, dout, &r.d_a, p.col, p.dcol, n);
-    detail::unet::silu_backward(r.f2, r.d_a, r.d_a);
-    for (Index s = 0; s < n; ++s) {
-      auto d = r.d_a.middleCols(s * b.hw, b.hw);
-      r.dfilm.col(s).head(co) = (d.array() * r.a2.middleCols(s * b.hw, b.hw).array()).matrix().rowwise().sum();
-      r.dfilm.col(s).tail(co) = d.rowwise().sum();
-      for (Index q = 0; q < b.hw; ++q) d.col(q).array() *= r.film.col(s).head(co).array();  // 1 + scale
-    }
+    convs_[static_cast<std::size_t>(b.conv2)].backward(w, g, r.s2, dout, &r.d_a, p.col, p.dcol, n, false, false);
+    b.gn2.backward_silu(w, g, r.xhat2, r.rstd2, r.d_a, r.d_b, n, p.norm, false, r.film.data(), r.dfilm.data());
     b.film.backward(w, g, p.e, r.dfilm, &p.de);
-    r.d_b.setZero();
-    b.gn2.backward(w, g, r.xhat2, r.rstd2, r.d_a, r.d_b, n, p.norm);
-    r.d_in.setZero();
-    convs_[static_cast<std::size_t>(b.conv1)].backward(w, g, r.s1, r.d_b, &r.d_in, p.col, p.dcol, n);
-    detail::unet::silu_backward(r.a1, r.d_in, r.d_in);
-    b.gn1.backward(w, g, r.xhat1, r.rstd1, r.d_in, dx, n, p.norm);
+    convs_[static_cast<std::size_t>(b.conv1)].backward(w, g, r.s1, r.d_b, &r.d_in, p.col, p.dcol, n, false, false);
+    b.gn1.backward_silu(w, g, r.xhat1, r.rstd1, r.d_in, dx, n, p.norm);
   }
 
   void embed_backward(Part& p) const {

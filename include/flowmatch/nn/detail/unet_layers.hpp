@@ -22,6 +22,7 @@
 #include "flowmatch/core/random.hpp"
 #include "flowmatch/nn/detail/blocked_product.hpp"
 #include "flowmatch/nn/detail/conv_direct.hpp"
+#include "flowmatch/nn/detail/conv_winograd.hpp"
 #include "flowmatch/core/types.hpp"
 
 namespace flowmatch::detail::unet {
@@ -55,6 +56,10 @@ struct Conv {
   ConvKind kind = ConvKind::k3;
   Index w_off = 0, b_off = 0;
   std::vector<int> src;  // hout wout 9: source pixel in the input grid, -1 = zero padding
+  /// Float, stride 1 or upsampling, channel counts multiples of 8, AVX2 + FMA compiled in: the
+  /// forward pass and both gradients run Winograd F(2x2, 3x3) (conv_winograd.hpp) instead of the
+  /// direct kernel; upsampling as 4 phases of folded kernels on the small grid, shuffled.
+  bool winograd = false;
 
   Index taps() const { return kind == ConvKind::k1 ? 1 : 9; }
   Index hw_in() const { return hin * win; }
@@ -70,6 +75,9 @@ struct Conv {
     w_off = offset;
     b_off = offset + cout * taps() * cin;
     if (k == ConvKind::k1) return;
+#if FLOWMATCH_CONV_DIRECT
+    winograd = (k == ConvKind::k3 || k == ConvKind::up2_k3) && conv_winograd_available(cin, cout);
+#endif
     src.assign(static_cast<std::size_t>(hout * wout * 9), -1);
     for (Index oy = 0; oy < hout; ++oy)
       for (Index ox = 0; ox < wout; ++ox)
@@ -146,6 +154,28 @@ struct Conv {
                bool portable = false) const {
 #if FLOWMATCH_CONV_DIRECT
     if constexpr (std::is_same_v<S, float>) {
+      if (!portable && winograd && kind == ConvKind::up2_k3) {
+        const Index c4 = 4 * cout, hw = hw_in(), step = winograd::upsample_chunk(cout, hw, n);
+        const Index need = 9 * cin * c4 + c4 * hw * step + conv3x3_winograd_scratch(cin, c4);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        float* wp = scratch.data();
+        float* buf = wp + 9 * cin * c4;
+        float* work = buf + c4 * hw * step;
+        winograd::upsample_weights(params + w_off, cin, cout, wp);
+        for (Index s0 = 0; s0 < n; s0 += step) {
+          const Index m = std::min(step, n - s0);
+          conv3x3_winograd(x.data() + s0 * hw * cin, cin, hin, win, wp, c4, nullptr, buf, m, false, work);
+          winograd::pixel_shuffle(buf, cout, hin, win, m, params + b_off, y.data() + s0 * 4 * hw * cout);
+        }
+        return;
+      }
+      if (!portable && winograd) {
+        const Index need = conv3x3_winograd_scratch(cin, cout);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        conv3x3_winograd(x.data(), cin, hin, win, params + w_off, cout, params + b_off, y.data(), n, false,
+                         scratch.data());
+        return;
+      }
       if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout)) {
         if (scratch.size() < cin) scratch.resize(cin);  // grows once
         scratch.head(cin).setZero();
@@ -173,12 +203,55 @@ struct Conv {
     y.colwise() += b;
   }
 
-  /// Given dy (cout x hw_out n): adds dL/dW, dL/db into grad, and dL/dx into dx (if not null).
+  /// Given dy (cout x hw_out n): adds dL/dW, dL/db into grad, and dL/dx into dx (if not null; with
+  /// add_dx false dL/dx replaces what dx holds, which the Winograd path writes without zeroing first).
   template <Real S>
   void backward(const S* params, S* grad, const Matrix<S>& x, const Matrix<S>& dy, Matrix<S>* dx, Vector<S>& scratch,
-                Vector<S>& dscratch, Index n, bool portable = false) const {
+                Vector<S>& dscratch, Index n, bool portable = false, bool add_dx = true) const {
+    if (dx && !add_dx && !(FLOWMATCH_CONV_DIRECT && std::is_same_v<S, float> && !portable && winograd)) dx->setZero();
 #if FLOWMATCH_CONV_DIRECT
     if constexpr (std::is_same_v<S, float>) {
+      if (!portable && winograd && kind == ConvKind::up2_k3) {
+        Eigen::Map<Vector<S>> db(grad + b_off, cout);
+        db += dy.rowwise().sum();
+        const Index c4 = 4 * cout, hw = hw_in(), step = winograd::upsample_chunk(cout, hw, n);
+        const Index need = 18 * cin * c4 + c4 * hw * step + conv3x3_winograd_scratch(cin, c4);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        float* wp = scratch.data();
+        float* dwp = wp + 9 * cin * c4;
+        float* buf = dwp + 9 * cin * c4;
+        float* work = buf + c4 * hw * step;
+        std::fill_n(dwp, 9 * cin * c4, 0.0f);
+        float* wt = nullptr;
+        if (dx) {
+          if (dscratch.size() < 9 * cin * c4) dscratch.resize(9 * cin * c4);  // grows once
+          wt = dscratch.data();
+          winograd::upsample_weights(params + w_off, cin, cout, wp);
+          winograd::flip_transpose(wp, cin, c4, wt);
+        }
+        for (Index s0 = 0; s0 < n; s0 += step) {
+          const Index m = std::min(step, n - s0);
+          winograd::pixel_unshuffle(dy.data() + s0 * 4 * hw * cout, cout, hin, win, m, buf);
+          conv3x3_winograd_weight_grad(x.data() + s0 * hw * cin, cin, hin, win, buf, c4, dwp, m, work);
+          if (dx) conv3x3_winograd(buf, c4, hin, win, wt, cin, nullptr, dx->data() + s0 * hw * cin, m, add_dx, work);
+        }
+        winograd::upsample_fold_grad(dwp, cin, cout, grad + w_off);
+        return;
+      }
+      if (!portable && winograd) {
+        Eigen::Map<Vector<S>> db(grad + b_off, cout);
+        db += dy.rowwise().sum();
+        const Index need = conv3x3_winograd_scratch(cin, cout);
+        if (scratch.size() < need) scratch.resize(need);  // grows once
+        conv3x3_winograd_weight_grad(x.data(), cin, hin, win, dy.data(), cout, grad + w_off, n, scratch.data());
+        if (!dx) return;
+        // dL/dx: the same convolution of dy with the kernel flipped and transposed (C_in fastest).
+        if (dscratch.size() < 9 * cin * cout) dscratch.resize(9 * cin * cout);  // grows once
+        float* wt = dscratch.data();
+        winograd::flip_transpose(params + w_off, cin, cout, wt);
+        conv3x3_winograd(dy.data(), cout, hout, wout, wt, cin, nullptr, dx->data(), n, add_dx, scratch.data());
+        return;
+      }
       if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout) && (!dx || conv_direct_available<S>(cin))) {
         Eigen::Map<Vector<S>> db(grad + b_off, cout);
         db += dy.rowwise().sum();
@@ -285,10 +358,18 @@ struct GroupNorm {
     }
   }
 
-  /// Given dy: adds dL/dgamma, dL/dbeta into grad and dL/dx into dx.
+  template <Real S>
+  void forward_silu(const S* params, const Matrix<S>& x, Matrix<S>& xhat, Matrix<S>& out, Matrix<S>& rstd, Index n,
+                    Vector<S>& scratch, const S* film = nullptr) const;
+  template <Real S>
+  void backward_silu(const S* params, S* grad, const Matrix<S>& xhat, const Matrix<S>& rstd, Matrix<S>& ds,
+                     Matrix<S>& dx, Index n, Vector<S>& scratch, bool add_dx = true, const S* film = nullptr,
+                     S* dfilm = nullptr) const;
+
+  /// Given dy: adds dL/dgamma, dL/dbeta into grad and dL/dx into dx (or writes it there, add_dx false).
   template <Real S>
   void backward(const S* params, S* grad, const Matrix<S>& xhat, const Matrix<S>& rstd, const Matrix<S>& dy,
-                Matrix<S>& dx, Index n, Vector<S>& scratch) const {
+                Matrix<S>& dx, Index n, Vector<S>& scratch, bool add_dx = true) const {
     using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
     const Eigen::Map<const Arr> gamma(params + g_off, c);
     Eigen::Map<Arr> dgamma(grad + g_off, c), dbeta(grad + b_off, c);
@@ -319,11 +400,149 @@ struct GroupNorm {
       rm1 = r * m1;
       rm2 = r * m2;
       auto dxs = dx.middleCols(s * hw, hw).array();
-      dxs += ((dy.middleCols(s * hw, hw).array().colwise() * rg).colwise() - rm1) -
-             xhat.middleCols(s * hw, hw).array().colwise() * rm2;
+      const auto d = ((dy.middleCols(s * hw, hw).array().colwise() * rg).colwise() - rm1) -
+                     xhat.middleCols(s * hw, hw).array().colwise() * rm2;
+      if (add_dx)
+        dxs += d;
+      else
+        dxs = d;
     }
   }
 };
+
+/// GroupNorm, then FiLM, then SiLU in one pass over the pixels, as a residual block applies them:
+/// xhat = normalised x, f = (gamma xhat + beta)(1 + scale) + shift, out = silu(f). film (2c x n,
+/// column s: 1 + scale, then shift, for sample s) may be null: scale 0, shift 0. Keeps xhat and
+/// rstd (groups x n) for backward_silu, which recomputes f from them.
+template <Real S>
+void GroupNorm::forward_silu(const S* params, const Matrix<S>& x, Matrix<S>& xhat, Matrix<S>& out, Matrix<S>& rstd,
+                             Index n, Vector<S>& scratch, const S* film) const {
+  const S* gamma = params + g_off;
+  const S* beta = params + b_off;
+  const Index cg = c / groups;
+  const double count = static_cast<double>(cg * hw);
+  if (scratch.size() < 6 * c) scratch.resize(6 * c);  // grows once
+  S* s1 = scratch.data();
+  S* s2 = s1 + c;
+  S* r = s2 + c;
+  S* mr = r + c;
+  S* ga = mr + c;
+  S* be = ga + c;
+  for (Index s = 0; s < n; ++s) {
+    const S* xs = x.data() + s * hw * c;
+    // One pass for the statistics: sums of x - k and (x - k)^2 per channel, k = the channel's value
+    // at the first pixel (a shift that keeps the squares from cancelling), combined per group in double.
+    {
+      using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+      Eigen::Map<Arr> a1(s1, c), a2(s2, c);
+      const Eigen::Map<const Arr> k(xs, c);
+      a1.setZero();
+      a2.setZero();
+      for (Index p = 1; p < hw; ++p) {
+        const auto d = Eigen::Map<const Arr>(xs + p * c, c) - k;
+        a1 += d;
+        a2 += d.square();
+      }
+    }
+    for (Index g = 0; g < groups; ++g) {
+      double m = 0;
+      for (Index ch = g * cg; ch < (g + 1) * cg; ++ch)
+        m += static_cast<double>(s1[ch]) + static_cast<double>(hw) * static_cast<double>(xs[ch]);
+      m /= count;
+      double ss = 0;  // sum (x - m)^2 = S2 - 2 (m - k) S1 + hw (m - k)^2
+      for (Index ch = g * cg; ch < (g + 1) * cg; ++ch) {
+        const double mk = m - static_cast<double>(xs[ch]);
+        ss += static_cast<double>(s2[ch]) - 2.0 * mk * static_cast<double>(s1[ch]) + static_cast<double>(hw) * mk * mk;
+      }
+      const double rg = 1.0 / std::sqrt(std::max(ss, 0.0) / count + eps);
+      rstd(g, s) = static_cast<S>(rg);
+      for (Index ch = g * cg; ch < (g + 1) * cg; ++ch) {
+        r[ch] = static_cast<S>(rg);
+        mr[ch] = static_cast<S>(m * rg);
+      }
+    }
+    for (Index ch = 0; ch < c; ++ch) {
+      const S sc = film ? film[s * 2 * c + ch] : S(1);
+      const S sh = film ? film[s * 2 * c + c + ch] : S(0);
+      ga[ch] = gamma[ch] * sc;
+      be[ch] = beta[ch] * sc + sh;
+    }
+    S* xh = xhat.data() + s * hw * c;
+    S* os = out.data() + s * hw * c;
+    using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+    using CMap = Eigen::Map<const Arr>;
+    const CMap ra(r, c), mra(mr, c), gaa(ga, c), bea(be, c);
+    for (Index p = 0; p < hw; ++p) {  // xhat = x r - mean r; f = xhat gamma (1 + scale) + ...; silu
+      Eigen::Map<Arr> xhp(xh + p * c, c), op(os + p * c, c);
+      xhp = CMap(xs + p * c, c) * ra - mra;
+      op = xhp * gaa + bea;
+      op = op / (S(1) + (-op).exp());
+    }
+  }
+}
+
+/// The gradient of forward_silu. ds: dL/dout, overwritten with dL/df. Adds dL/dgamma, dL/dbeta into
+/// grad, writes dL/dx into dx (adds with add_dx) and, with film, dL/d(scale, shift) into dfilm (2c x n).
+template <Real S>
+void GroupNorm::backward_silu(const S* params, S* grad, const Matrix<S>& xhat, const Matrix<S>& rstd, Matrix<S>& ds,
+                              Matrix<S>& dx, Index n, Vector<S>& scratch, bool add_dx, const S* film,
+                              S* dfilm) const {
+  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
+  using CMap = Eigen::Map<const Arr>;
+  const CMap gamma(params + g_off, c), beta(params + b_off, c);
+  Eigen::Map<Arr> dgamma(grad + g_off, c), dbeta(grad + b_off, c);
+  const Index cg = c / groups;
+  const S inv_count = S(1) / static_cast<S>(cg * hw);
+  if (scratch.size() < 9 * c) scratch.resize(9 * c);  // grows once
+  Eigen::Map<Arr> a(scratch.data(), c), b(scratch.data() + c, c), ga(scratch.data() + 2 * c, c),
+      be(scratch.data() + 3 * c, c), rgs(scratch.data() + 4 * c, c), rm1(scratch.data() + 5 * c, c),
+      rm2(scratch.data() + 6 * c, c), f(scratch.data() + 7 * c, c), sig(scratch.data() + 8 * c, c);
+  for (Index s = 0; s < n; ++s) {
+    const S* xh = xhat.data() + s * hw * c;
+    S* d = ds.data() + s * hw * c;
+    if (film) {
+      const CMap sc(film + s * 2 * c, c), sh(film + s * 2 * c + c, c);
+      ga = gamma * sc;
+      be = beta * sc + sh;
+    } else {
+      ga = gamma;
+      be = beta;
+    }
+    a.setZero();
+    b.setZero();
+    for (Index p = 0; p < hw; ++p) {  // df = ds silu'(f), in place; a = sum df, b = sum df xhat
+      const CMap xhp(xh + p * c, c);
+      Eigen::Map<Arr> dp(d + p * c, c);
+      f = xhp * ga + be;
+      sig = S(1) / (S(1) + (-f).exp());
+      dp = dp * sig * (S(1) + f * (S(1) - sig));
+      a += dp;
+      b += dp * xhp;
+    }
+    if (film) {  // a2 = gamma xhat + beta: d scale = sum df a2, d shift = sum df
+      Eigen::Map<Arr>(dfilm + s * 2 * c, c) = gamma * b + beta * a;
+      Eigen::Map<Arr>(dfilm + s * 2 * c + c, c) = a;
+      const CMap sc(film + s * 2 * c, c);
+      a *= sc;  // now the sums of dy = df (1 + scale), the GroupNorm output's gradient
+      b *= sc;
+    }
+    dbeta += a;
+    dgamma += b;
+    for (Index g = 0; g < groups; ++g) {
+      const S rg = rstd(g, s);
+      rm1.segment(g * cg, cg).setConstant(rg * (gamma.segment(g * cg, cg) * a.segment(g * cg, cg)).sum() * inv_count);
+      rm2.segment(g * cg, cg).setConstant(rg * (gamma.segment(g * cg, cg) * b.segment(g * cg, cg)).sum() * inv_count);
+      rgs.segment(g * cg, cg) = rg * ga.segment(g * cg, cg);
+    }
+    S* dxs = dx.data() + s * hw * c;
+    if (add_dx)
+      for (Index p = 0; p < hw; ++p)
+        Eigen::Map<Arr>(dxs + p * c, c) += CMap(d + p * c, c) * rgs - rm1 - CMap(xh + p * c, c) * rm2;
+    else
+      for (Index p = 0; p < hw; ++p)
+        Eigen::Map<Arr>(dxs + p * c, c) = CMap(d + p * c, c) * rgs - rm1 - CMap(xh + p * c, c) * rm2;
+  }
+}
 
 /// A dense layer out = W in + b on embedding vectors (W: out x in, column-major in the flat vector).
 struct Dense {
