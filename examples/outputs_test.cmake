@@ -136,7 +136,7 @@ elseif(EXAMPLE STREQUAL "solvers")
             "^hutchinson,${num},${num},20,4,1$")
 
 elseif(EXAMPLE STREQUAL "fashion")
-  set(small --steps 2 --batch 8 --hidden 32 --frequencies 2 --train-count 500 --eval-per-class 2 --classifier-epochs 1
+  set(small --model mlp --steps 2 --batch 8 --hidden 32 --frequencies 2 --train-count 500 --eval-per-class 2 --classifier-epochs 1
             --solver euler --nfe 2 --guidance 0 1 --grid-guidance 1 --checkpoint-every 0 --threads 1 --seed 3)
   execute_process(COMMAND ${EXE} ${small} --out ${WORK}/run RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE e)
   if(e MATCHES "Fashion-MNIST not found")
