@@ -200,17 +200,18 @@ inline void grad_transform(const float* dy, Index cout, const Tiles& tl, Index g
   }
 }
 
-// C rows [i, i + R), columns [j, j + 8 NB) = A (rows of lda) B (k x ldb), row-major.
-template <int R, int NB>
+// C rows [i, i + R) (of ldc), columns [j, j + 8 NB), over k: C = A B with A's row r at a + r lda
+// (kTransA false), or C += A^T B with A k x lda, row r of A^T its column a + r (kTransA true).
+template <bool kTransA, int R, int NB>
 inline void gemm_tile(const float* a, Index lda, const float* b, Index ldb, Index k, float* c, Index ldc) {
   __m256 acc[R][NB];
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_setzero_ps();
+    for (int j = 0; j < NB; ++j) acc[r][j] = kTransA ? _mm256_loadu_ps(c + r * ldc + 8 * j) : _mm256_setzero_ps();
   for (Index kk = 0; kk < k; ++kk, b += ldb) {
     __m256 bv[NB];
     for (int j = 0; j < NB; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);
     for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+      const __m256 av = _mm256_broadcast_ss(kTransA ? a + kk * lda + r : a + r * lda + kk);
       for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);
     }
   }
@@ -218,64 +219,38 @@ inline void gemm_tile(const float* a, Index lda, const float* b, Index ldb, Inde
     for (int j = 0; j < NB; ++j) _mm256_storeu_ps(c + r * ldc + 8 * j, acc[r][j]);
 }
 
-template <int NB>
-inline void gemm_cols(const float* a, Index m, Index k, const float* b, Index n, float* c) {
+// All m rows of C, 8 NB columns: tiles of 6 rows, then one of m mod 6.
+template <bool kTransA, int NB>
+inline void gemm_rows(const float* a, Index m, Index k, const float* b, Index n, float* c) {
+  const Index lda = kTransA ? m : k;
+  const auto row = [&](Index i) { return kTransA ? a + i : a + i * k; };
   Index i = 0;
-  for (; i + 6 <= m; i += 6) gemm_tile<6, NB>(a + i * k, k, b, n, k, c + i * n, n);
+  for (; i + 6 <= m; i += 6) gemm_tile<kTransA, 6, NB>(row(i), lda, b, n, k, c + i * n, n);
   switch (m - i) {
-    case 5: gemm_tile<5, NB>(a + i * k, k, b, n, k, c + i * n, n); break;
-    case 4: gemm_tile<4, NB>(a + i * k, k, b, n, k, c + i * n, n); break;
-    case 3: gemm_tile<3, NB>(a + i * k, k, b, n, k, c + i * n, n); break;
-    case 2: gemm_tile<2, NB>(a + i * k, k, b, n, k, c + i * n, n); break;
-    case 1: gemm_tile<1, NB>(a + i * k, k, b, n, k, c + i * n, n); break;
+    case 5: gemm_tile<kTransA, 5, NB>(row(i), lda, b, n, k, c + i * n, n); break;
+    case 4: gemm_tile<kTransA, 4, NB>(row(i), lda, b, n, k, c + i * n, n); break;
+    case 3: gemm_tile<kTransA, 3, NB>(row(i), lda, b, n, k, c + i * n, n); break;
+    case 2: gemm_tile<kTransA, 2, NB>(row(i), lda, b, n, k, c + i * n, n); break;
+    case 1: gemm_tile<kTransA, 1, NB>(row(i), lda, b, n, k, c + i * n, n); break;
     default: break;
   }
+}
+
+template <bool kTransA>
+inline void gemm_any(const float* a, Index m, Index k, const float* b, Index n, float* c) {
+  Index j = 0;
+  for (; j + 16 <= n; j += 16) gemm_rows<kTransA, 2>(a, m, k, b + j, n, c + j);
+  if (j < n) gemm_rows<kTransA, 1>(a, m, k, b + j, n, c + j);
 }
 
 /// C (m x n) = A (m x k) B (k x n), all row-major and packed; n % 8 == 0.
 inline void gemm(const float* a, Index m, Index k, const float* b, Index n, float* c) {
-  Index j = 0;
-  for (; j + 16 <= n; j += 16) gemm_cols<2>(a, m, k, b + j, n, c + j);
-  if (j < n) gemm_cols<1>(a, m, k, b + j, n, c + j);
-}
-
-// C rows [i, i + R) (of ldc), columns 8 NB += A^T B over k: A (k x lda, rows i..), B (k x ldb).
-template <int R, int NB>
-inline void gemm_tn_tile(const float* a, Index lda, const float* b, Index ldb, Index k, float* c, Index ldc) {
-  __m256 acc[R][NB];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_loadu_ps(c + r * ldc + 8 * j);
-  for (Index kk = 0; kk < k; ++kk, a += lda, b += ldb) {
-    __m256 bv[NB];
-    for (int j = 0; j < NB; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);
-    for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
-      for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NB; ++j) _mm256_storeu_ps(c + r * ldc + 8 * j, acc[r][j]);
-}
-
-template <int NB>
-inline void gemm_tn_cols(const float* a, Index m, Index k, const float* b, Index n, float* c) {
-  Index i = 0;
-  for (; i + 6 <= m; i += 6) gemm_tn_tile<6, NB>(a + i, m, b, n, k, c + i * n, n);
-  switch (m - i) {
-    case 5: gemm_tn_tile<5, NB>(a + i, m, b, n, k, c + i * n, n); break;
-    case 4: gemm_tn_tile<4, NB>(a + i, m, b, n, k, c + i * n, n); break;
-    case 3: gemm_tn_tile<3, NB>(a + i, m, b, n, k, c + i * n, n); break;
-    case 2: gemm_tn_tile<2, NB>(a + i, m, b, n, k, c + i * n, n); break;
-    case 1: gemm_tn_tile<1, NB>(a + i, m, b, n, k, c + i * n, n); break;
-    default: break;
-  }
+  gemm_any<false>(a, m, k, b, n, c);
 }
 
 /// C (m x n) += A^T B for A (k x m), B (k x n), all row-major and packed; n % 8 == 0.
 inline void gemm_tn(const float* a, Index m, Index k, const float* b, Index n, float* c) {
-  Index j = 0;
-  for (; j + 16 <= n; j += 16) gemm_tn_cols<2>(a, m, k, b + j, n, c + j);
-  if (j < n) gemm_tn_cols<1>(a, m, k, b + j, n, c + j);
+  gemm_any<true>(a, m, k, b, n, c);
 }
 
 /// wt (C_in x 9 C_out, C_in fastest) = w (C_out x 9 C_in, HWIO) transposed and flipped: the kernel
@@ -292,31 +267,30 @@ inline void flip_transpose(const float* w, Index cin, Index cout, float* wt) {
 /// co) on the small grid, with the 3 x 3 taps folded to 2 x 2 per phase, then a pixel shuffle.
 inline Index up_tap(Index a, Index k) { return (a + k + 1) / 2; }
 
-/// wp (4 cout x 9 cin, HWIO) = the folded kernels of w (cout x 9 cin) for the 4 phases.
-inline void upsample_weights(const float* w, Index cin, Index cout, float* wp) {
+/// Calls f(p, q) for every pair of an entry p of the folded kernels (4 cout x 9 cin, HWIO) and an
+/// entry q of w (cout x 9 cin) that it sums: the fold below and its adjoint share it.
+template <class F>
+inline void for_each_fold_pair(Index cin, Index cout, F&& f) {
   const Index c4 = 4 * cout;
-  std::fill_n(wp, 9 * cin * c4, 0.0f);
   for (Index a = 0; a < 2; ++a)
     for (Index b = 0; b < 2; ++b)
       for (Index ky = 0; ky < 3; ++ky)
         for (Index kx = 0; kx < 3; ++kx) {
           const Index t = 3 * ky + kx, tp = 3 * up_tap(a, ky) + up_tap(b, kx), o = (2 * a + b) * cout;
           for (Index ci = 0; ci < cin; ++ci)
-            for (Index co = 0; co < cout; ++co) wp[o + co + c4 * (tp * cin + ci)] += w[co + cout * (t * cin + ci)];
+            for (Index co = 0; co < cout; ++co) f(o + co + c4 * (tp * cin + ci), co + cout * (t * cin + ci));
         }
+}
+
+/// wp (4 cout x 9 cin, HWIO) = the folded kernels of w (cout x 9 cin) for the 4 phases.
+inline void upsample_weights(const float* w, Index cin, Index cout, float* wp) {
+  std::fill_n(wp, 9 * cin * 4 * cout, 0.0f);
+  for_each_fold_pair(cin, cout, [&](Index p, Index q) { wp[p] += w[q]; });
 }
 
 /// dw (cout x 9 cin) += the gradient of w given dwp, the gradient of upsample_weights(w).
 inline void upsample_fold_grad(const float* dwp, Index cin, Index cout, float* dw) {
-  const Index c4 = 4 * cout;
-  for (Index a = 0; a < 2; ++a)
-    for (Index b = 0; b < 2; ++b)
-      for (Index ky = 0; ky < 3; ++ky)
-        for (Index kx = 0; kx < 3; ++kx) {
-          const Index t = 3 * ky + kx, tp = 3 * up_tap(a, ky) + up_tap(b, kx), o = (2 * a + b) * cout;
-          for (Index ci = 0; ci < cin; ++ci)
-            for (Index co = 0; co < cout; ++co) dw[co + cout * (t * cin + ci)] += dwp[o + co + c4 * (tp * cin + ci)];
-        }
+  for_each_fold_pair(cin, cout, [&](Index p, Index q) { dw[q] += dwp[p]; });
 }
 
 /// y (cout x 2h 2w ns) = bias + yp (4 cout x h w ns) with phase (a, b) of pixel (i, j) at (2i+a, 2j+b).
