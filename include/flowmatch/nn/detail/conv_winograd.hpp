@@ -38,8 +38,24 @@ inline Index block_tiles(Index cin, Index cout) {
   return std::max<Index>(12, b / 6 * 6);
 }
 
-/// Floats of work space the block loop needs (transformed inputs and products of one block).
-inline Index block_floats(Index cin, Index cout) { return 16 * block_tiles(cin, cout) * (cin + cout); }
+/// The scratch of conv3x3_winograd and conv3x3_winograd_weight_grad, laid out in one place: the
+/// transformed kernel or its gradient (16 cin cout), one block's transformed inputs (16 nb cin) and
+/// products or transformed dy (16 nb cout), and a row of zeros (max(cin, cout), written here).
+struct Scratch {
+  static Index floats(Index cin, Index cout) {
+    return 16 * cin * cout + 16 * block_tiles(cin, cout) * (cin + cout) + std::max(cin, cout);
+  }
+  Scratch(float* s, Index cin, Index cout)
+      : nb(block_tiles(cin, cout)), kernel(s), in(kernel + 16 * cin * cout), out(in + 16 * nb * cin),
+        zeros(out + 16 * nb * cout) {
+    std::fill_n(zeros, std::max(cin, cout), 0.0f);
+  }
+  Index nb;
+  float* kernel;
+  float* in;
+  float* out;
+  float* zeros;
+};
 
 /// U[xi][ci][co] (C_out fastest) = (G g G^T)[xi] for g[t] = w[co + cout (t cin + ci)] (HWIO).
 inline void transform_weights(const float* w, Index cin, Index cout, float* u) {
@@ -337,7 +353,7 @@ inline bool conv_winograd_available(Index cin, Index cout) { return cin % 8 == 0
 
 /// Scratch floats for conv3x3_winograd and conv3x3_winograd_weight_grad (either direction).
 inline Index conv3x3_winograd_scratch(Index cin, Index cout) {
-  return 16 * cin * cout + winograd::block_floats(cin, cout) + std::max(cin, cout);
+  return winograd::Scratch::floats(cin, cout);
 }
 
 /// y (cout x h w n) = [y +] bias + conv(x) (stride 1, padding 1) for x (cin x h w n), channels last,
@@ -346,19 +362,15 @@ inline Index conv3x3_winograd_scratch(Index cin, Index cout) {
 inline void conv3x3_winograd(const float* x, Index cin, Index h, Index w, const float* wts, Index cout,
                              const float* bias, float* y, Index n, bool accumulate, float* scratch) {
   const winograd::Tiles tl(h, w);
-  const Index nb = winograd::block_tiles(cin, cout), total = tl.per_sample * n;
-  float* u = scratch;
-  float* v = u + 16 * cin * cout;
-  float* m = v + 16 * nb * cin;
-  float* zeros = m + 16 * nb * cout;
-  std::fill_n(zeros, cin, 0.0f);
-  winograd::transform_weights(wts, cin, cout, u);
-  for (Index g0 = 0; g0 < total; g0 += nb) {
-    const Index b = std::min(nb, total - g0);
-    winograd::input_transform(x, cin, tl, g0, b, zeros, v);
+  const winograd::Scratch ws(scratch, cin, cout);
+  const Index total = tl.per_sample * n;
+  winograd::transform_weights(wts, cin, cout, ws.kernel);
+  for (Index g0 = 0; g0 < total; g0 += ws.nb) {
+    const Index b = std::min(ws.nb, total - g0);
+    winograd::input_transform(x, cin, tl, g0, b, ws.zeros, ws.in);
     for (Index xi = 0; xi < 16; ++xi)
-      winograd::gemm(v + xi * b * cin, b, cin, u + xi * cin * cout, cout, m + xi * b * cout);
-    winograd::output_transform(m, cout, tl, g0, b, bias, y, accumulate);
+      winograd::gemm(ws.in + xi * b * cin, b, cin, ws.kernel + xi * cin * cout, cout, ws.out + xi * b * cout);
+    winograd::output_transform(ws.out, cout, tl, g0, b, bias, y, accumulate);
   }
 }
 
@@ -366,21 +378,17 @@ inline void conv3x3_winograd(const float* x, Index cin, Index h, Index w, const 
 inline void conv3x3_winograd_weight_grad(const float* x, Index cin, Index h, Index w, const float* dy, Index cout,
                                          float* dw, Index n, float* scratch) {
   const winograd::Tiles tl(h, w);
-  const Index nb = winograd::block_tiles(cin, cout), total = tl.per_sample * n;
-  float* du = scratch;
-  float* v = du + 16 * cin * cout;
-  float* t = v + 16 * nb * cin;
-  float* zeros = t + 16 * nb * cout;
-  std::fill_n(zeros, std::max(cin, cout), 0.0f);
-  std::fill_n(du, 16 * cin * cout, 0.0f);
-  for (Index g0 = 0; g0 < total; g0 += nb) {
-    const Index b = std::min(nb, total - g0);
-    winograd::input_transform(x, cin, tl, g0, b, zeros, v);
-    winograd::grad_transform(dy, cout, tl, g0, b, zeros, t);
+  const winograd::Scratch ws(scratch, cin, cout);
+  const Index total = tl.per_sample * n;
+  std::fill_n(ws.kernel, 16 * cin * cout, 0.0f);
+  for (Index g0 = 0; g0 < total; g0 += ws.nb) {
+    const Index b = std::min(ws.nb, total - g0);
+    winograd::input_transform(x, cin, tl, g0, b, ws.zeros, ws.in);
+    winograd::grad_transform(dy, cout, tl, g0, b, ws.zeros, ws.out);
     for (Index xi = 0; xi < 16; ++xi)
-      winograd::gemm_tn(v + xi * b * cin, cin, b, t + xi * b * cout, cout, du + xi * cin * cout);
+      winograd::gemm_tn(ws.in + xi * b * cin, cin, b, ws.out + xi * b * cout, cout, ws.kernel + xi * cin * cout);
   }
-  winograd::transform_weight_grad(du, cin, cout, dw);
+  winograd::transform_weight_grad(ws.kernel, cin, cout, dw);
 }
 #endif  // FLOWMATCH_CONV_DIRECT
 
