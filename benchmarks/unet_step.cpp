@@ -4,7 +4,7 @@
 // repetitions after --warmup, as one RESULT line (what benchmarks/unet_compare.py reads, beside
 // the PyTorch peer benchmarks/unet_torch.py that prints the same line for the same network).
 //
-//   build/benchmarks/flowmatch_unet_step --threads 1 --batch 128 --steps 10
+//   build/benchmarks/flowmatch_unet_step --threads 1 --batch 128 --steps 10 [--attention HEADS]
 
 #include <algorithm>
 #include <chrono>
@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
     else if (a == "--widths") opt.widths = parse_widths(v);
     else if (a == "--blocks") opt.blocks = std::stol(v);
     else if (a == "--embedding") opt.embedding = std::stol(v);
+    else if (a == "--attention") opt.attention = std::stol(v);
     else {
       std::fprintf(stderr, "unet_step: unknown option %s\n", a.c_str());
       return 2;

@@ -2,7 +2,8 @@
 """The PyTorch peer of flowmatch's UNetVectorField (include/flowmatch/nn/unet_vector_field.hpp).
 
 The same network, layer for layer (widths, blocks, GroupNorm groups, FiLM, Fourier time features,
-label embedding with an extra "no label" row, PyTorch's default initialisation), the same batch
+label embedding with an extra "no label" row, PyTorch's default initialisation; with --attention H
+the middle's res block, self-attention with H heads, res block), the same batch
 and optimizer (Adam, lr 1e-3), timed as benchmarks/unet_step.cpp times flowmatch: a training step
 (forward, the CFM loss, backward, Adam) at --batch and one evaluation of the field at
 --sample-batch (no_grad), medians over --steps after --warmup. Prints one RESULT line in
@@ -40,8 +41,31 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+class Attention(nn.Module):
+    """x + proj(MHA(GroupNorm(x))) over the pixels of each image, q, k, v from one 1x1 conv, proj
+    starting at zero: flowmatch's detail::unet::Attention."""
+
+    def __init__(self, c: int, heads: int, groups: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, c)
+        self.qkv = nn.Conv2d(c, 3 * c, 1)
+        self.proj = nn.Conv2d(c, c, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        d = c // self.heads
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, d, h * w).unbind(1)
+        a = torch.softmax(torch.matmul(q.transpose(-1, -2), k) / math.sqrt(d), dim=-1)  # query x key
+        o = torch.matmul(v, a.transpose(-1, -2)).reshape(b, c, h, w)
+        return x + self.proj(o)
+
+
 class UNet(nn.Module):
-    def __init__(self, channels=1, widths=(16, 32, 64), blocks=1, groups=8, emb=128, freqs=8, classes=10):
+    def __init__(self, channels=1, widths=(16, 32, 64), blocks=1, groups=8, emb=128, freqs=8, classes=10,
+                 attention=0):
         super().__init__()
         self.freqs = freqs
         self.time = nn.Sequential(nn.Linear(2 * freqs, emb), nn.SiLU(), nn.Linear(emb, emb))
@@ -61,6 +85,8 @@ class UNet(nn.Module):
             if level + 1 < len(widths):
                 self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
         self.mid = ResBlock(c, c, emb, groups)
+        self.mid_attn = Attention(c, attention, groups) if attention > 0 else None
+        self.mid2 = ResBlock(c, c, emb, groups) if attention > 0 else None
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for level in reversed(range(len(widths))):
@@ -91,6 +117,8 @@ class UNet(nn.Module):
             if level < len(self.downsample):
                 h = self.downsample[level](h)
         h = self.mid(h, e)
+        if self.mid_attn is not None:
+            h = self.mid2(self.mid_attn(h), e)
         for i, blocks_here in enumerate(self.up):
             for b in blocks_here:
                 h = b(torch.cat([h, skips.pop()], dim=1), e)
@@ -109,10 +137,12 @@ def main() -> None:
     p.add_argument("--widths", default="16,32,64")
     p.add_argument("--blocks", type=int, default=1)
     p.add_argument("--embedding", type=int, default=128)
+    p.add_argument("--attention", type=int, default=0, help="heads of the middle's self-attention (0: none)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = UNet(widths=tuple(int(w) for w in a.widths.split(",")), blocks=a.blocks, emb=a.embedding)
+    net = UNet(widths=tuple(int(w) for w in a.widths.split(",")), blocks=a.blocks, emb=a.embedding,
+               attention=a.attention)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     params = sum(q.numel() for q in net.parameters())
     train_ms = []

@@ -41,6 +41,8 @@ struct Options : fm::examples::CommonOptions {
   std::string model = "unet";   // "unet" or "mlp"
   std::vector<long long> widths{16, 32, 64};  // U-Net channels per level
   long long blocks = 1;         // U-Net residual blocks per level
+  long long attention = 0;      // U-Net: heads of the self-attention at the lowest resolution (0: none)
+  double unet_dropout = 0.0;    // U-Net: dropout in its residual blocks (--dropout is label dropout)
   double minutes = 10.0;        // training time budget (ignored when --steps > 0)
   double dropout = 0.1;
   double ema = -1.0;            // EMA decay (-1: 0.999 for the MLP, 0.995 for the U-Net, which takes fewer steps)
@@ -248,6 +250,8 @@ int run(const Options& opt, const fm::examples::Job& job) {
   mc.frequencies = opt.frequencies;
   mc.unet.widths.assign(opt.widths.begin(), opt.widths.end());
   mc.unet.blocks = static_cast<fm::Index>(opt.blocks);
+  mc.unet.attention = static_cast<fm::Index>(opt.attention);
+  mc.unet.dropout = opt.unet_dropout;
   ff::TrainConfig tc;
   tc.batch = opt.batch;
   tc.lr = opt.lr;
@@ -271,6 +275,8 @@ int run(const Options& opt, const fm::examples::Job& job) {
       mc.unet.groups = static_cast<fm::Index>(r.integer("model.groups"));
       mc.unet.embedding = static_cast<fm::Index>(r.integer("model.embedding"));
       mc.unet.frequencies = static_cast<fm::Index>(r.integer("model.frequencies"));
+      // Absent from checkpoints without attention. Dropout is not stored: --unet-dropout applies.
+      mc.unet.attention = r.has_attribute("model.attention") ? static_cast<fm::Index>(r.integer("model.attention")) : 0;
     } else {
     if (!r.has_attribute("model.type") || r.text("model.type") != "conditional_field" ||
         r.text("model.condition") != "labels" || r.integer("model.num_classes") != 10 ||
@@ -295,9 +301,12 @@ int run(const Options& opt, const fm::examples::Job& job) {
     std::printf("fashion: U-Net, widths ");
     for (std::size_t k = 0; k < u.widths.size(); ++k) std::printf("%s%lld", k ? "-" : "", static_cast<long long>(u.widths[k]));
     std::printf(" at 28/14/7..., %lld residual block(s) per level, GroupNorm %lld, embedding %lld (%lld Fourier time "
-                "features + label), %lld parameters",
+                "features + label), ",
                 static_cast<long long>(u.blocks), static_cast<long long>(u.groups), static_cast<long long>(u.embedding),
-                static_cast<long long>(2 * u.frequencies), static_cast<long long>(flow.num_parameters()));
+                static_cast<long long>(2 * u.frequencies));
+    if (u.attention > 0) std::printf("self-attention (%lld heads) in the middle, ", static_cast<long long>(u.attention));
+    if (u.dropout > 0) std::printf("dropout %g, ", u.dropout);
+    std::printf("%lld parameters", static_cast<long long>(flow.num_parameters()));
   } else {
     std::printf("fashion: MLP %lld-", static_cast<long long>(flow.model().network().layer_widths().front()));
     for (auto h : mc.hidden) std::printf("%lld-", static_cast<long long>(h));
@@ -456,6 +465,12 @@ int main(int argc, char** argv) {
   app.add_option("--widths", opt.widths, "U-Net channels per level (28 x 28, 14 x 14, 7 x 7 for three)")
       ->check(fm::examples::at_least(8))->capture_default_str();
   app.add_option("--blocks", opt.blocks, "U-Net residual blocks per level")->check(fm::examples::at_least(1))->capture_default_str();
+  app.add_option("--attention", opt.attention, "U-Net: heads of a self-attention block at the lowest resolution "
+                                               "(0: none; divides the last width)")
+      ->check(fm::examples::at_least(0))->capture_default_str();
+  app.add_option("--unet-dropout", opt.unet_dropout, "U-Net: dropout probability in its residual blocks (training "
+                                                     "only; --dropout is label dropout)")
+      ->check(CLI::Range(0.0, 0.999))->capture_default_str();
   app.add_option("--samples-out", opt.samples_out, "folder for the evaluation's generated images, samples_w<w>.csv "
                                                    "per guidance weight (label,p0,...,p783; pixels in [-1, 1]; "
                                                    "default: the --out folder)");

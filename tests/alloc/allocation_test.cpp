@@ -472,6 +472,8 @@ TEST_CASE("UNetVectorField: training steps and guided sampling steps allocate no
   options.groups = 4;
   options.embedding = 16;
   options.frequencies = 4;
+  options.attention = 2;  // the middle's self-attention (4 x 4 pixels) and its second residual block
+  options.dropout = 0.1;  // masks drawn in every training step
   UNetVectorField<float> unet(options, ConditionKind::Label, 2, 0);
   Adam<float> adam(1e-3);
   TrainerOptions dropout;

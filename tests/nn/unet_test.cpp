@@ -1,6 +1,7 @@
 // UNetVectorField: the hand-written backward pass against central differences in double (every
-// parameter and the input, both condition kinds, several shapes), the threaded split against one
-// thread, state round trips, guidance's "no condition", training through CFMTrainer, and errors.
+// parameter and the input, both condition kinds, several shapes, with self-attention and with
+// dropout), the threaded split against one thread, dropout's masks, state round trips, guidance's
+// "no condition", training through CFMTrainer, and errors.
 
 #include <catch2/catch.hpp>
 
@@ -52,13 +53,15 @@ fm::ConditionBatch<double> labels_of(std::initializer_list<fm::Index> ys, std::i
 }
 
 // L = sum(R .* u(x, t | c)): checks dL/dtheta (every parameter) and dL/dx (every input) against
-// central differences; returns the largest relative error.
+// central differences; returns the largest relative error. With dropout, L is forward_train's
+// output under the masks of the call that backward differentiated (ws.dropout_step held).
 double check_gradients(fm::UNetVectorField<double>& net, const fm::Matrix<double>& x, const fm::RowVector<double>& t,
                        const fm::ConditionBatch<double>& c) {
   typename fm::UNetVectorField<double>::Workspace ws;
   fm::Rng rng(7);
   fm::Matrix<double> r(net.dim(), x.cols());
   rng.fill_normal(r);
+  const std::uint64_t step = ws.dropout_step;
   net.forward_train(x, t, c, ws);
   net.backward(r, ws);
   const fm::Vector<double> grad = net.gradients();
@@ -66,7 +69,12 @@ double check_gradients(fm::UNetVectorField<double>& net, const fm::Matrix<double
   net.input_gradient(ws, gx);
   const auto loss = [&](const fm::Matrix<double>& xx) {
     fm::Matrix<double> out(net.dim(), xx.cols());
-    net.forward(xx, t, c, out, ws);
+    if (net.options().dropout > 0) {
+      ws.dropout_step = step;
+      out = net.forward_train(xx, t, c, ws);
+    } else {
+      net.forward(xx, t, c, out, ws);
+    }
     return (out.array() * r.array()).sum();
   };
   const double h = 1e-6;
@@ -134,6 +142,124 @@ TEST_CASE("UNetVectorField backward matches central differences (context vectors
   c.context << 0.5, -1.0, 2.0, 0.25;
   c.present << 1, 0;
   CHECK(check_gradients(net, x, t, c) < 1e-6);
+}
+
+TEST_CASE("UNetVectorField backward matches central differences with self-attention (1 and 2 heads)",
+          "[nn][unet][gradient][attention]") {
+  ThreadCount one(1);
+  SECTION("1 head, 2 levels (attention over 2 x 2 pixels), labels") {
+    fm::UNetOptions o = tiny(1, 4, 4, {2, 4}, 1);
+    o.attention = 1;
+    fm::UNetVectorField<double> net(o, fm::ConditionKind::Label, 3, 1);
+    perturb(net, 2);  // also moves proj off its zero start
+    fm::Rng rng(3);
+    fm::Matrix<double> x(16, 2);
+    rng.fill_normal(x);
+    fm::RowVector<double> t(2);
+    t << 0.2, 0.7;
+    CHECK(check_gradients(net, x, t, labels_of({0, 2}, {1, 0})) < 1e-6);
+  }
+  SECTION("2 heads, 1 level (attention over 3 x 4 pixels), 2 channels, context vectors") {
+    fm::UNetOptions o = tiny(2, 3, 4, {4}, 1);
+    o.attention = 2;
+    fm::UNetVectorField<double> net(o, fm::ConditionKind::Vector, 2, 4);
+    perturb(net, 5);
+    fm::Rng rng(6);
+    fm::Matrix<double> x(24, 2);
+    rng.fill_normal(x);
+    fm::RowVector<double> t(2);
+    t << 0.4, 0.95;
+    fm::ConditionBatch<double> c;
+    c.set_context(2, 2);
+    c.context << 1.0, -0.5, 0.25, 2.0;
+    c.present << 1, 1;
+    CHECK(check_gradients(net, x, t, c) < 1e-6);
+  }
+}
+
+TEST_CASE("UNetVectorField backward matches central differences under dropout's masks", "[nn][unet][gradient][dropout]") {
+  ThreadCount one(1);
+  fm::UNetOptions o = tiny(1, 4, 4, {2, 4}, 1);
+  o.dropout = 0.3;
+  o.attention = 2;
+  fm::UNetVectorField<double> net(o, fm::ConditionKind::Label, 3, 1);
+  perturb(net, 2);
+  fm::Rng rng(4);
+  fm::Matrix<double> x(16, 3);
+  rng.fill_normal(x);
+  fm::RowVector<double> t(3);
+  t << 0.1, 0.5, 0.8;
+  CHECK(check_gradients(net, x, t, labels_of({0, 1, 2}, {1, 1, 0})) < 1e-6);
+}
+
+namespace {
+
+// The dropout factors of the last forward_train with ws, image by image (whatever part held it),
+// then residual block by block.
+std::vector<float> dropout_factors(const fm::UNetVectorField<float>::Workspace& ws) {
+  std::vector<float> f;
+  for (const auto& p : ws.parts)
+    for (fm::Index j = 0; j < p.n; ++j)
+      for (const auto& r : p.res) {
+        const fm::Index per = r.mask.size() / p.n;
+        f.insert(f.end(), r.mask.data() + j * per, r.mask.data() + (j + 1) * per);
+      }
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("UNetVectorField dropout: forward_train only, the rate asked for, reproducible masks",
+          "[nn][unet][dropout]") {
+  fm::UNetOptions o = tiny(1, 8, 8, {4, 8}, 1);
+  o.attention = 2;
+  fm::UNetOptions o_dropout = o;
+  o_dropout.dropout = 0.25;
+  const fm::UNetVectorField<float> plain(o, fm::ConditionKind::Label, 3, 7), net(o_dropout, fm::ConditionKind::Label, 3, 7);
+  REQUIRE(net.parameters() == plain.parameters());  // dropout does not change the initialisation
+  fm::Rng rng(8);
+  fm::Matrix<float> x(64, 6);
+  rng.fill_normal(x);
+  fm::ConditionBatch<float> c;
+  c.set_labels(6);
+  c.labels << 0, 1, 2, 3, 0, 1;
+  fm::UNetVectorField<float>::Workspace ws, ws2, ws_plain;
+  fm::Matrix<float> ref(64, 6), out(64, 6);
+  plain.forward(x, 0.5, c, ref, ws_plain);
+  const fm::Matrix<float> train_plain = plain.forward_train(x, 0.5, c, ws_plain);
+  CHECK(train_plain == ref);  // p = 0: forward_train is forward
+  net.forward(x, 0.5, c, out, ws);
+  CHECK(out == ref);  // forward never drops
+  const fm::Matrix<float> first = net.forward_train(x, 0.5, c, ws);
+  CHECK(ws.dropout_step == 1);
+  CHECK((first - ref).cwiseAbs().maxCoeff() > 1e-3f);
+  // The rate, over 6 images x 1024 factors (the second SiLU of each of the 6 residual blocks).
+  const std::vector<float> f = dropout_factors(ws);
+  REQUIRE(f.size() == 6 * 1024);
+  const auto zeros = static_cast<double>(std::count(f.begin(), f.end(), 0.0f));
+  const auto kept = static_cast<double>(std::count(f.begin(), f.end(), 1.0f / 0.75f));
+  CHECK(zeros + kept == static_cast<double>(f.size()));
+  CHECK(std::abs(zeros / static_cast<double>(f.size()) - 0.25) < 0.03);
+  // The next call draws other masks; another workspace repeats the sequence; so does setting the
+  // step back; and so does another thread count (one stream per image, not per thread).
+  const fm::Matrix<float> second = net.forward_train(x, 0.5, c, ws);
+  CHECK((second - first).cwiseAbs().maxCoeff() > 1e-3f);
+  CHECK(net.forward_train(x, 0.5, c, ws2) == first);
+  ws.dropout_step = 0;
+  CHECK(net.forward_train(x, 0.5, c, ws) == first);
+  for (int threads : {1, 2, 3}) {
+    ThreadCount tc(threads);
+    fm::UNetVectorField<float>::Workspace wst;
+    const fm::Matrix<float> o1 = net.forward_train(x, 0.5, c, wst);
+    INFO(threads << " threads");
+    CHECK((o1 - first).cwiseAbs().maxCoeff() <= 1e-5f * first.cwiseAbs().maxCoeff());
+    CHECK(dropout_factors(wst) == f);
+  }
+  // Another model seed, other masks.
+  const fm::UNetVectorField<float> reseeded(o_dropout, fm::ConditionKind::Label, 3, 8);
+  fm::UNetVectorField<float>::Workspace ws3;
+  reseeded.forward_train(x, 0.5, c, ws3);
+  CHECK(dropout_factors(ws3) != f);
 }
 
 namespace {
@@ -395,6 +521,22 @@ TEST_CASE("UNetVectorField trains through CFMTrainer with label dropout; guided 
   CHECK(right >= 38);
 }
 
+TEST_CASE("UNetVectorField with dropout trains reproducibly at a fixed seed", "[nn][unet][train][dropout]") {
+  ThreadCount two(2);
+  const auto run = [&](double dropout) {
+    fm::UNetOptions o = tiny(1, 8, 8, {4, 8}, 1);
+    o.dropout = dropout;
+    fm::UNetVectorField<float> net(o, fm::ConditionKind::Label, 2, 3);
+    fm::Adam<float> adam(3e-3);
+    fm::CFMTrainer trainer(fm::GaussianConditionalPath(two_class_images(16, 4), fm::LinearAlpha{}, fm::LinearBeta{}),
+                           net, adam, 5);
+    return trainer.train(4, 8);
+  };
+  const std::vector<double> a = run(0.2), b = run(0.2), none = run(0.0);
+  CHECK(a == b);
+  CHECK(a.front() != none.front());  // the masks did act
+}
+
 TEST_CASE("UNetVectorField state: a checkpoint round trip gives the same function; another shape is refused",
           "[nn][unet][state]") {
   fm::UNetVectorField<float> net(tiny(1, 8, 8, {4, 8}, 1), fm::ConditionKind::Label, 3, 1);
@@ -416,6 +558,54 @@ TEST_CASE("UNetVectorField state: a checkpoint round trip gives the same functio
   CHECK(r.text("model.type") == "unet_field");
   CHECK(r.shape("model.stem.weight") == std::vector<std::int64_t>{3, 3, 1, 4});
   CHECK(r.shape("model.label.weight") == std::vector<std::int64_t>{4, 6});
+  CHECK_FALSE(r.has_attribute("model.attention"));  // as before attention existed: such files still load
+  // Without attention in the file, a U-Net with attention refuses it, naming the setting.
+  fm::UNetOptions with = tiny(1, 8, 8, {4, 8}, 1);
+  with.attention = 2;
+  fm::UNetVectorField<float> attentive(with, fm::ConditionKind::Label, 3, 1);
+  CHECK_THROWS_WITH(fm::load_checkpoint(file, attentive), Catch::Contains("attention = 0") && Catch::Contains("has 2"));
+  std::filesystem::remove(file);
+}
+
+TEST_CASE("UNetVectorField state with self-attention: a round trip gives the same function; other heads or none refuse it",
+          "[nn][unet][state][attention]") {
+  fm::UNetOptions o = tiny(1, 8, 8, {4, 8}, 1);
+  o.attention = 2;
+  fm::UNetVectorField<float> net(o, fm::ConditionKind::Label, 3, 1);
+  fm::Rng rng(2);
+  for (fm::Index i = 0; i < net.parameters().size(); ++i) net.parameters()(i) += 0.01f * static_cast<float>(rng.normal());
+  const std::string file = (std::filesystem::temp_directory_path() / "flowmatch_unet_attention_test.safetensors").string();
+  fm::save_checkpoint(file, net);
+  fm::UNetOptions trained = o;
+  trained.dropout = 0.1;  // a training setting, not part of the function: not checked
+  fm::UNetVectorField<float> other(trained, fm::ConditionKind::Label, 3, 99);
+  REQUIRE(other.parameters() != net.parameters());
+  fm::load_checkpoint(file, other);
+  CHECK(other.parameters() == net.parameters());
+  fm::Matrix<float> x(64, 2), out1(64, 2), out2(64, 2);
+  rng.fill_normal(x);
+  fm::ConditionBatch<float> c;
+  c.set_labels(2);
+  c.labels << 0, 2;
+  fm::UNetVectorField<float>::Workspace ws1, ws2;
+  net.forward(x, 0.3, c, out1, ws1);
+  other.forward(x, 0.3, c, out2, ws2);
+  CHECK(out1 == out2);
+  fm::UNetVectorField<float> none(tiny(1, 8, 8, {4, 8}, 1), fm::ConditionKind::Label, 3, 1);
+  CHECK_THROWS_WITH(fm::load_checkpoint(file, none),
+                    Catch::Contains("attention = 2") && Catch::Contains("the model passed has 0"));
+  CHECK_THROWS_AS(fm::load_checkpoint(file, none), fm::CheckpointMismatchError);
+  fm::UNetOptions four = o;
+  four.attention = 4;
+  fm::UNetVectorField<float> more_heads(four, fm::ConditionKind::Label, 3, 1);
+  CHECK_THROWS_AS(fm::load_checkpoint(file, more_heads), fm::CheckpointMismatchError);
+  // The attention block's layers: GroupNorm, qkv (C -> 3C) and proj (C -> C) as 1x1 convolutions.
+  const fm::StateDict dict = fm::read_checkpoint(file);
+  const fm::StateReader r(dict, file);
+  CHECK(r.integer("model.attention") == 2);
+  CHECK(r.shape("model.mid.attn.qkv.weight") == std::vector<std::int64_t>{8, 24});
+  CHECK(r.shape("model.mid.attn.proj.weight") == std::vector<std::int64_t>{8, 8});
+  CHECK(r.shape("model.mid2.conv1.weight") == std::vector<std::int64_t>{3, 3, 8, 8});
   std::filesystem::remove(file);
 }
 
@@ -427,6 +617,18 @@ TEST_CASE("UNetVectorField: bad options and inputs throw, naming the argument", 
   o.groups = 4;
   CHECK_THROWS_WITH(fm::UNetVectorField<float>(o, ConditionKind::Label, 3), Catch::Contains("options.widths[i]"));
   o = tiny(1, 8, 8, {4, 8}, 1);
+  o.attention = 3;
+  CHECK_THROWS_WITH(fm::UNetVectorField<float>(o, ConditionKind::Label, 3),
+                    Catch::Contains("'options.attention' = 3") && Catch::Contains("options.widths.back() = 8"));
+  o.attention = -1;
+  CHECK_THROWS_AS(fm::UNetVectorField<float>(o, ConditionKind::Label, 3), fm::InvalidArgument);
+  o.attention = 0;
+  for (double p : {1.0, -0.1, std::nan("")}) {
+    o.dropout = p;
+    CHECK_THROWS_WITH(fm::UNetVectorField<float>(o, ConditionKind::Label, 3),
+                      Catch::Contains("'options.dropout'") && Catch::Contains("[0, 1)"));
+  }
+  o.dropout = 0.0;
   CHECK_THROWS_AS(fm::UNetVectorField<float>(o, ConditionKind::None, 3), fm::InvalidArgument);
   CHECK_THROWS_WITH(fm::UNetVectorField<float>(o, ConditionKind::Label, 0), Catch::Contains("num_classes"));
   fm::UNetVectorField<float> net(o, ConditionKind::Label, 3, 1);

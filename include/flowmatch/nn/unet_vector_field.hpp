@@ -21,6 +21,7 @@
 #include "flowmatch/core/threads.hpp"
 #include "flowmatch/core/time.hpp"
 #include "flowmatch/core/types.hpp"
+#include "flowmatch/nn/detail/unet_attention.hpp"
 #include "flowmatch/nn/detail/unet_layers.hpp"
 
 namespace flowmatch {
@@ -37,6 +38,10 @@ struct UNetOptions {
   Index groups = 8;                   ///< GroupNorm groups; divides every width
   Index embedding = 128;              ///< width of the time (and condition) embedding
   Index frequencies = 8;              ///< Fourier features of t: sin, cos(pi 2^k t), k < frequencies
+  /// Heads of a self-attention block in the middle (0: none); divides widths.back().
+  Index attention = 0;
+  /// Dropout probability in [0, 1) inside every residual block, in forward_train only.
+  double dropout = 0.0;
 };
 
 namespace detail::unet {
@@ -44,6 +49,7 @@ namespace detail::unet {
 template <Real S>
 struct ResCache {
   Matrix<S> xhat1, s1, h1, xhat2, s2, rstd1, rstd2, film, dfilm, d_in, d_a, d_b;
+  Matrix<S> mask;  // dropout: 0 or 1 / (1 - p) per entry of s2 (forward_train with dropout only)
 };
 
 /// One thread's share of a batch: its activations, their gradients and its parameter gradient.
@@ -52,6 +58,9 @@ struct Part {
   Index n = 0;
   std::vector<Matrix<S>> act, dact;
   std::vector<ResCache<S>> res;
+  std::vector<AttentionCache<S>> attn;
+  std::vector<Rng> dropout_rng;  // one stream per image (column) of the part
+  bool train = false;            // the last forward pass was forward_train (dropout applied)
   Vector<S> col, dcol, norm;  // im2col and GroupNorm scratch (grows to the largest layer's chunk, once)
   Matrix<S> fourier, z1, a1, emb, e, de, cond, tmp;
   Matrix<S> head_xhat, head_s, head_rstd, head_d;
@@ -59,10 +68,10 @@ struct Part {
   Vector<S> grad;
 };
 
-enum class OpKind : std::uint8_t { Stem, Res, Down, Up, Concat, Head };
+enum class OpKind : std::uint8_t { Stem, Res, Attention, Down, Up, Concat, Head };
 struct Op {
   OpKind kind;
-  int layer;  // index into convs (Stem, Down, Up, Head) or blocks (Res)
+  int layer;  // index into convs (Stem, Down, Up, Head), blocks (Res) or attentions (Attention)
   int in0, in1, out;
 };
 
@@ -84,12 +93,21 @@ struct ResBlock {
 /// - stem: 3x3 conv, image channels -> w_0;
 /// - down: per level B residual blocks (each output kept as a skip), then a 3x3 stride-2 conv
 ///   (not after the last level);
-/// - middle: one residual block;
+/// - middle: one residual block; with options.attention = H > 0, DDPM's middle instead: residual
+///   block, self-attention with H heads (nn/detail/unet_attention.hpp: x + proj(MHA(GN(x))), q, k, v
+///   from one 1x1 conv, softmax over the lowest level's pixels of each image, proj starting at zero),
+///   residual block;
 /// - up: per level (deepest first) B residual blocks on [h; skip] (channel concatenation), then
 ///   nearest x2 upsampling and a 3x3 conv to the next level's width (not after level 0);
 /// - head: GroupNorm, SiLU, 3x3 conv, w_0 -> image channels.
 /// A residual block on x: h = conv3(SiLU(GN(x))); h = conv3(SiLU(GN(h) (1 + scale) + shift)) with
 /// (scale, shift) = Dense(e) per block (FiLM); out = h + x (a 1x1 conv on x when widths differ).
+/// With options.dropout = p > 0, forward_train zeroes each entry of the second SiLU's output with
+/// probability p and scales the rest by 1 / (1 - p) (DDPM's place, before the second conv);
+/// forward() never drops. The masks are reproducible: image j of the k-th forward_train with a
+/// workspace draws from a stream seeded by (the constructor's seed, k = ws.dropout_step, j), so a
+/// training run repeats at a fixed seed whatever the thread count; setting ws.dropout_step back
+/// repeats a call's masks.
 ///
 /// A TrainableConditionalField: CFMTrainer (condition dropout included), GuidedVectorFieldODE,
 /// every solver and the checkpoints take it as they take ConditionalVectorField. Layout and
@@ -98,8 +116,10 @@ struct ResBlock {
 /// a part's parameter gradient is summed after the backward pass. After the first call at a
 /// batch size, forward, forward_train and backward allocate nothing.
 ///
-/// State (scope "model"): type "unet_field", the options, the condition kind and size, and a
-/// tensor per layer (convolutions in HWIO order: [3, 3, C_in, C_out], or [C_in, C_out] for 1x1).
+/// State (scope "model"): type "unet_field", the options (attention only when on, so that the
+/// checkpoints of U-Nets without it are as before; dropout not: it does not change the function),
+/// the condition kind and size, and a tensor per layer (convolutions in HWIO order: [3, 3, C_in,
+/// C_out], or [C_in, C_out] for 1x1).
 template <Real S = float>
 class UNetVectorField {
  public:
@@ -109,12 +129,13 @@ class UNetVectorField {
     std::vector<detail::unet::Part<S>> parts;
     Matrix<S> out;
     Index batch = -1;
+    std::uint64_t dropout_step = 0;  // forward_train calls so far: picks the next call's dropout masks
   };
 
   /// kind Label (condition_size = number of classes C >= 1) or Vector (condition_size = context
   /// dimension m >= 1). Throws InvalidArgument naming the option that is out of range.
   UNetVectorField(const UNetOptions& options, ConditionKind kind, Index condition_size, std::uint64_t seed = 0)
-      : opt_(options), kind_(kind), size_(condition_size) {
+      : opt_(options), kind_(kind), size_(condition_size), seed_(seed) {
     validate();
     build();
     parameters_.setZero(num_params_);
@@ -138,16 +159,17 @@ class UNetVectorField {
   template <class DX, TimeArgument T, class DO>
   void forward(const Eigen::MatrixBase<DX>& x, const T& t, const ConditionBatch<S>& c, const Eigen::MatrixBase<DO>& out,
                Workspace& ws) const {
-    run_forward("flowmatch::UNetVectorField::forward", x, t, c, ws);
+    run_forward("flowmatch::UNetVectorField::forward", x, t, c, ws, false);
     auto& o = detail::writable(out);
     require_out(o, x.cols());
     o = ws.out;
   }
-  /// Forward pass keeping what backward() needs in ws; returns the output (dim x n).
+  /// Forward pass keeping what backward() needs in ws, with dropout (if on); returns the output (dim x n).
   template <class DX, TimeArgument T>
   const Matrix<S>& forward_train(const Eigen::MatrixBase<DX>& x, const T& t, const ConditionBatch<S>& c,
                                  Workspace& ws) const {
-    run_forward("flowmatch::UNetVectorField::forward_train", x, t, c, ws);
+    run_forward("flowmatch::UNetVectorField::forward_train", x, t, c, ws, true);
+    ++ws.dropout_step;
     return ws.out;
   }
 
@@ -192,6 +214,7 @@ class UNetVectorField {
     w.integer("groups", opt_.groups);
     w.integer("embedding", opt_.embedding);
     w.integer("frequencies", opt_.frequencies);
+    if (opt_.attention > 0) w.integer("attention", opt_.attention);
     w.text("condition", std::string(condition_kind_name(kind_)));
     w.integer("condition_size", size_);
     for (const auto& t : tensors_) w.tensor(t.name, parameters_.data() + t.offset, t.shape);
@@ -204,13 +227,17 @@ class UNetVectorField {
     const auto expect_ints = [&](const char* name, const std::vector<long long>& have) {
       if (r.integers(name) != have) r.fail("holds a U-Net with other '" + std::string(name) + "' than the model passed");
     };
+    // attention is absent from the checkpoints of U-Nets without it (and from those written before it).
+    const auto stored = [&](const char* name) -> long long {
+      return std::string_view(name) == "attention" && !r.has_attribute(name) ? 0 : r.integer(name);
+    };
     expect_ints("image", {opt_.channels, opt_.height, opt_.width});
     expect_ints("widths", std::vector<long long>(opt_.widths.begin(), opt_.widths.end()));
     for (auto [name, v] : {std::pair<const char*, Index>{"blocks", opt_.blocks}, {"groups", opt_.groups},
                            {"embedding", opt_.embedding}, {"frequencies", opt_.frequencies},
-                           {"condition_size", size_}})
-      if (r.integer(name) != v)
-        r.fail("holds " + std::string(name) + " = " + std::to_string(r.integer(name)) + ", the model passed has " +
+                           {"condition_size", size_}, {"attention", opt_.attention}})
+      if (stored(name) != v)
+        r.fail("holds " + std::string(name) + " = " + std::to_string(stored(name)) + ", the model passed has " +
                std::to_string(v));
     r.expect_text("condition", condition_kind_name(kind_), "condition kind");
     Vector<S> p(num_params_);
@@ -257,6 +284,13 @@ class UNetVectorField {
     at_least("options.groups", opt_.groups, 1);
     at_least("options.embedding", opt_.embedding, 1);
     at_least("options.frequencies", opt_.frequencies, 1);
+    at_least("options.attention", opt_.attention, 0);
+    if (opt_.attention > 0 && opt_.widths.back() % opt_.attention != 0)
+      detail::throw_invalid(where, "options.attention", opt_.attention,
+                            "(heads) must divide the lowest level's width options.widths.back() = " +
+                                std::to_string(opt_.widths.back()));
+    if (!(opt_.dropout >= 0.0 && opt_.dropout < 1.0))
+      detail::throw_invalid(where, "options.dropout", opt_.dropout, "must lie in [0, 1)");
     for (Index w : opt_.widths) {
       at_least("options.widths[i]", w, 1);
       if (w % opt_.groups != 0)
@@ -274,15 +308,31 @@ class UNetVectorField {
     act_shape_.push_back({c, hw});
     return static_cast<int>(act_shape_.size()) - 1;
   }
-  int add_conv(const std::string& name, Index cin, Index cout, Index h, Index w, ConvKind k) {
-    convs_.emplace_back(cin, cout, h, w, k, num_params_);
+  // A convolution's parameters, named and placed in the flat vector.
+  Conv make_conv(const std::string& name, Index cin, Index cout, Index h, Index w, ConvKind k) {
+    Conv cv(cin, cout, h, w, k, num_params_);
     const auto ci = static_cast<std::int64_t>(cin), co = static_cast<std::int64_t>(cout);
     if (k == ConvKind::k1)
       add_tensor(name + ".weight", cin * cout, {ci, co});
     else
       add_tensor(name + ".weight", 9 * cin * cout, {3, 3, ci, co});
     add_tensor(name + ".bias", cout, {co});
+    return cv;
+  }
+  int add_conv(const std::string& name, Index cin, Index cout, Index h, Index w, ConvKind k) {
+    convs_.push_back(make_conv(name, cin, cout, h, w, k));
     return static_cast<int>(convs_.size()) - 1;
+  }
+  int add_attention(const std::string& name, Index c, Index h, Index w) {
+    detail::unet::Attention a;
+    a.c = c;
+    a.hw = h * w;
+    a.heads = opt_.attention;
+    a.norm = add_norm(name + ".norm", c, h * w);
+    a.qkv = make_conv(name + ".qkv", c, 3 * c, h, w, ConvKind::k1);
+    a.proj = make_conv(name + ".proj", c, c, h, w, ConvKind::k1);
+    attns_.push_back(a);
+    return static_cast<int>(attns_.size()) - 1;
   }
   void add_tensor(std::string name, Index count, std::vector<std::int64_t> shape) {
     tensors_.push_back({std::move(name), num_params_, count, std::move(shape)});
@@ -355,10 +405,15 @@ class UNetVectorField {
         w /= 2;
       }
     }
-    {
+    const auto push = [&](OpKind kind, int layer) {
       const int o = new_act(c, h * w);
-      ops_.push_back({OpKind::Res, add_res("mid", c, c, h, w), cur, -1, o});
+      ops_.push_back({kind, layer, cur, -1, o});
       cur = o;
+    };
+    push(OpKind::Res, add_res("mid", c, c, h, w));
+    if (opt_.attention > 0) {
+      push(OpKind::Attention, add_attention("mid.attn", c, h, w));
+      push(OpKind::Res, add_res("mid2", c, c, h, w));
     }
     for (Index l = L - 1; l >= 0; --l) {
       const Index wl = opt_.widths[static_cast<std::size_t>(l)];
@@ -405,6 +460,7 @@ class UNetVectorField {
       b.film.init(p, rng);
     }
     head_norm_.init(p);
+    for (const auto& a : attns_) a.init(p, rng);
   }
 
   static Index first_col(Index k, Index parts, Index n) { return k * n / parts; }
@@ -445,6 +501,8 @@ class UNetVectorField {
         p.dact[a].resize(act_shape_[a].first, act_shape_[a].second * p.n);
       }
       p.res.resize(blocks_.size());
+      p.attn.resize(attns_.size());
+      p.dropout_rng.resize(static_cast<std::size_t>(p.n));
       p.label.resize(static_cast<std::size_t>(p.n));
       p.grad.setZero(num_params_);
     }
@@ -454,7 +512,7 @@ class UNetVectorField {
 
   template <class DX, TimeArgument T>
   void run_forward(const char* where, const Eigen::MatrixBase<DX>& x, const T& t, const ConditionBatch<S>& c,
-                   Workspace& ws) const {
+                   Workspace& ws, bool train) const {
     detail::require_rows(where, "x", x.rows(), dim());
     const Index n = x.cols();
     if (n <= 0) detail::throw_invalid(where, "x.cols() (batch size)", n, "must be at least 1");
@@ -467,6 +525,9 @@ class UNetVectorField {
       const Index c0 = first_col(k, parts, n);
       from_columns(x, c0, p.n, p.act[0]);
       embed(p, t, c, c0);
+      p.train = train;
+      if (train && opt_.dropout > 0)
+        for (Index j = 0; j < p.n; ++j) p.dropout_rng[static_cast<std::size_t>(j)].seed(dropout_seed(ws.dropout_step, c0 + j));
       forward_part(p);
       to_columns(p.act[static_cast<std::size_t>(out_act_)], c0, p.n, ws.out);
     };
@@ -536,6 +597,10 @@ class UNetVectorField {
         case OpKind::Res:
           res_forward(blocks_[static_cast<std::size_t>(op.layer)], p.res[static_cast<std::size_t>(op.layer)], p, in, out);
           break;
+        case OpKind::Attention:
+          attns_[static_cast<std::size_t>(op.layer)].forward(w, in, out, p.attn[static_cast<std::size_t>(op.layer)], n,
+                                                             p.norm, p.col);
+          break;
         case OpKind::Head: {
           const Index C = in.rows(), P = in.cols();
           detail::unet::ensure(p.head_xhat, C, P);
@@ -567,6 +632,7 @@ class UNetVectorField {
     b.film.forward(w, p.e, r.film);
     r.film.topRows(co).array() += S(1);  // kept as 1 + scale (the fused GroupNorm reads it so)
     b.gn2.forward_silu(w, r.h1, r.xhat2, r.s2, r.rstd2, n, p.norm, r.film.data());
+    if (dropping(p)) drop(p, r.s2, r.mask);
     convs_[static_cast<std::size_t>(b.conv2)].forward(w, r.s2, out, p.col, n);
     if (b.skip >= 0) {
       const Conv& sk = convs_[static_cast<std::size_t>(b.skip)];
@@ -609,6 +675,10 @@ class UNetVectorField {
           res_backward(blocks_[static_cast<std::size_t>(op.layer)], p.res[static_cast<std::size_t>(op.layer)], p, in,
                        dout, din);
           break;
+        case OpKind::Attention:
+          attns_[static_cast<std::size_t>(op.layer)].backward(w, g, dout, din, p.attn[static_cast<std::size_t>(op.layer)],
+                                                              n, p.norm, p.col, p.dcol);
+          break;
         case OpKind::Head: {
           detail::unet::ensure(p.head_d, in.rows(), in.cols());
           convs_[static_cast<std::size_t>(op.layer)].backward(w, g, p.head_s, dout, &p.head_d, p.col, p.dcol, n, false,
@@ -636,10 +706,37 @@ class UNetVectorField {
     ensure(r.d_in, ci, P);
     ensure(r.dfilm, 2 * co, n);
     convs_[static_cast<std::size_t>(b.conv2)].backward(w, g, r.s2, dout, &r.d_a, p.col, p.dcol, n, false, false);
+    if (dropping(p)) r.d_a.array() *= r.mask.array();  // the dropped entries of s2 get no gradient
     b.gn2.backward_silu(w, g, r.xhat2, r.rstd2, r.d_a, r.d_b, n, p.norm, false, r.film.data(), r.dfilm.data());
     b.film.backward(w, g, p.e, r.dfilm, &p.de);
     convs_[static_cast<std::size_t>(b.conv1)].backward(w, g, r.s1, r.d_b, &r.d_in, p.col, p.dcol, n, false, false);
     b.gn1.backward_silu(w, g, r.xhat1, r.rstd1, r.d_in, dx, n, p.norm);
+  }
+
+  bool dropping(const Part& p) const { return p.train && opt_.dropout > 0; }
+
+  // The seed of image `column`'s dropout stream in the forward_train call number `step`.
+  std::uint64_t dropout_seed(std::uint64_t step, Index column) const {
+    std::uint64_t x = seed_;
+    x = detail::splitmix64(x) ^ step;
+    x = detail::splitmix64(x) ^ static_cast<std::uint64_t>(column);
+    return detail::splitmix64(x);
+  }
+
+  // Inverted dropout on s (channels x hw n, in place): each entry kept with probability 1 - p and
+  // scaled by 1 / (1 - p), else zeroed; the factors go into mask for the backward pass. Image j
+  // draws from its own stream, so the masks do not depend on how the batch is split into parts.
+  void drop(Part& p, Matrix<S>& s, Matrix<S>& mask) const {
+    detail::unet::ensure(mask, s.rows(), s.cols());
+    const double q = opt_.dropout;
+    const S keep = static_cast<S>(1.0 / (1.0 - q));
+    const Index per = s.size() / p.n;
+    for (Index j = 0; j < p.n; ++j) {
+      Rng& rng = p.dropout_rng[static_cast<std::size_t>(j)];
+      S* m = mask.data() + j * per;
+      for (Index i = 0; i < per; ++i) m[i] = rng.uniform() < q ? S(0) : keep;
+    }
+    s.array() *= mask.array();
   }
 
   void embed_backward(Part& p) const {
@@ -664,11 +761,13 @@ class UNetVectorField {
   UNetOptions opt_;
   ConditionKind kind_;
   Index size_;
+  std::uint64_t seed_;  // of the initialisation and of the dropout masks
   Index num_params_ = 0;
   std::vector<std::pair<Index, Index>> act_shape_;  // (channels, pixels) per activation
   std::vector<Op> ops_;
   std::vector<Conv> convs_;
   std::vector<detail::unet::ResBlock> blocks_;
+  std::vector<detail::unet::Attention> attns_;
   std::vector<TensorInfo> tensors_;
   detail::unet::Dense time1_, time2_, cond_;
   detail::unet::GroupNorm head_norm_;
