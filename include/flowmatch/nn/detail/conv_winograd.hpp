@@ -298,19 +298,31 @@ inline void grad_transform(const float* dy, Index cout, const Tiles<M>& tl, Inde
 // (kTransA false), or C += A^T B with A k x lda, row r of A^T its column a + r (kTransA true).
 template <bool kTransA, int R, int NB>
 inline void gemm_tile(const float* a, Index lda, const float* b, Index ldb, Index k, float* c, Index ldc) {
+  // The loops over the register tile are unrolled early (the pragmas): unrolled late, GCC (12, -O3)
+  // kept the sums in a stack array besides the registers, a store per FMA.
   __m256 acc[R][NB];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NB; ++j) acc[r][j] = kTransA ? _mm256_loadu_ps(c + r * ldc + 8 * j) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_setzero_ps();
   for (Index kk = 0; kk < k; ++kk, b += ldb) {
     __m256 bv[NB];
+#pragma GCC unroll 4
     for (int j = 0; j < NB; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 av = _mm256_broadcast_ss(kTransA ? a + kk * lda + r : a + r * lda + kk);
+#pragma GCC unroll 4
       for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NB; ++j) _mm256_storeu_ps(c + r * ldc + 8 * j, acc[r][j]);
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) {
+      float* cj = c + r * ldc + 8 * j;
+      _mm256_storeu_ps(cj, kTransA ? _mm256_add_ps(_mm256_loadu_ps(cj), acc[r][j]) : acc[r][j]);
+    }
 }
 
 // All m rows of C, 8 NB columns: tiles of 6 rows, then one of m mod 6.
