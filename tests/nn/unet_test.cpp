@@ -264,11 +264,24 @@ TEST_CASE("UNetVectorField dropout: forward_train only, the rate asked for, repr
 
 namespace {
 
-// Runs forward and backward of conv on the fast path (with conv.winograd as given) and on the
-// portable one (im2col + GEMM), and compares y, dL/dx (accumulated onto what dx held), dL/dW and
-// dL/db, each within 1e-4 of the portable result's largest magnitude (float).
-void compare_fast_portable(fm::detail::unet::Conv conv, bool winograd, fm::Index n, fm::Rng& rng) {
+// Largest differences of the fast path from the portable one, relative to the portable result's
+// largest magnitude: y, dL/dx and dL/dW.
+struct RelErrors {
+  float y = 0, dx = 0, dw = 0;
+  void max_with(const RelErrors& o) {
+    y = std::max(y, o.y);
+    dx = std::max(dx, o.dx);
+    dw = std::max(dw, o.dw);
+  }
+};
+
+// Runs forward and backward of conv on the fast path (with conv.winograd as given, and the Winograd
+// tile when tile > 0) and on the portable one (im2col + GEMM), and compares y, dL/dx (accumulated
+// onto what dx held), dL/dW and dL/db, each within 1e-4 of the portable result's largest magnitude
+// (float). Returns the relative errors.
+RelErrors compare_fast_portable(fm::detail::unet::Conv conv, bool winograd, fm::Index n, fm::Rng& rng, int tile = 0) {
   conv.winograd = winograd;
+  if (tile > 0) conv.winograd_tile = tile;
   fm::Vector<float> params(conv.num_params());
   rng.fill_normal(params);
   fm::Matrix<float> x(conv.cin, conv.hw_in() * n), dy(conv.cout, conv.hw_out() * n);
@@ -279,7 +292,7 @@ void compare_fast_portable(fm::detail::unet::Conv conv, bool winograd, fm::Index
   conv.forward(params.data(), x, y_fast, scratch, n, false);
   conv.forward(params.data(), x, y_portable, scratch, n, true);
   INFO("kind " << static_cast<int>(conv.kind) << " cin " << conv.cin << " cout " << conv.cout << " h " << conv.hin
-               << " w " << conv.win << " n " << n << " winograd " << winograd);
+               << " w " << conv.win << " n " << n << " winograd " << winograd << " tile " << conv.winograd_tile);
   const auto tol = [](const auto& ref) { return 1e-4f * (1.0f + ref.cwiseAbs().maxCoeff()); };
   CHECK((y_fast - y_portable).cwiseAbs().maxCoeff() <= tol(y_portable));
   // Backward: dL/dx accumulates into what dx holds; dL/dW and dL/db into what grad holds.
@@ -310,6 +323,10 @@ void compare_fast_portable(fm::detail::unet::Conv conv, bool winograd, fm::Index
   conv.backward(params.data(), g_nodx.data(), x, dy, static_cast<fm::Matrix<float>*>(nullptr), scratch, dscratch, n,
                 false);
   CHECK((g_nodx - g_portable).cwiseAbs().maxCoeff() <= tol(g_portable));
+  const auto rel = [](const auto& fast, const auto& ref) {
+    return (fast - ref).cwiseAbs().maxCoeff() / ref.cwiseAbs().maxCoeff();
+  };
+  return {rel(y_fast, y_portable), rel(ddx_fast, ddx_portable), rel(dw_fast, dw_portable)};
 }
 
 }  // namespace
@@ -332,7 +349,8 @@ TEST_CASE("Direct 3x3 convolution kernel computes what im2col + GEMM does (float
   CHECK(compared == 27);
 }
 
-TEST_CASE("Winograd F(2x2, 3x3) convolutions compute what im2col + GEMM does (float)", "[nn][unet][conv]") {
+TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions compute what im2col + GEMM does (float)",
+          "[nn][unet][conv]") {
   namespace du = fm::detail::unet;
   if (!du::conv_direct_available<float>(8)) {
     WARN("the Winograd convolution is not compiled in (needs AVX2 and FMA): only the portable path runs");
@@ -344,23 +362,40 @@ TEST_CASE("Winograd F(2x2, 3x3) convolutions compute what im2col + GEMM does (fl
     fm::Index h, w, n;
   };
   // Odd and even sides (odd: the last tiles cross the border), one pixel, batches of 1 to 3.
-  const Shape shapes[] = {{7, 7, 2}, {5, 7, 3}, {6, 4, 1}, {1, 1, 2}, {3, 8, 2}, {14, 14, 1}};
-  for (const du::ConvKind kind : {du::ConvKind::k3, du::ConvKind::up2_k3})
-    for (const Shape& sh : shapes)
-      for (const fm::Index cin : {8, 16, 24})
-        for (const fm::Index cout : {8, 16, 40}) {
-          const du::Conv conv(cin, cout, sh.h, sh.w, kind, 0);
-          CHECK(conv.winograd);  // selected by default where it applies
-          compare_fast_portable(conv, true, sh.n, rng);
-          ++compared;
-        }
+  const Shape shapes[] = {{7, 7, 2}, {5, 7, 3}, {6, 4, 1}, {1, 1, 2}, {3, 8, 2}, {14, 14, 1}, {28, 28, 1}};
+  RelErrors worst[2];  // F(2x2), F(4x4)
+  for (const int tile : {2, 4})
+    for (const du::ConvKind kind : {du::ConvKind::k3, du::ConvKind::up2_k3})
+      for (const Shape& sh : shapes)
+        for (const fm::Index cin : {8, 16, 24})
+          for (const fm::Index cout : {8, 16, 40}) {
+            const du::Conv conv(cin, cout, sh.h, sh.w, kind, 0);
+            CHECK(conv.winograd);  // selected by default where it applies
+            worst[tile / 4].max_with(compare_fast_portable(conv, true, sh.n, rng, tile));
+            ++compared;
+          }
   // Larger channel counts, as in the default U-Net (blocks of tiles span samples).
-  for (const du::ConvKind kind : {du::ConvKind::k3, du::ConvKind::up2_k3}) {
-    compare_fast_portable(du::Conv(64, 64, 7, 7, kind, 0), true, 4, rng);
-    compare_fast_portable(du::Conv(128, 64, 7, 7, kind, 0), true, 2, rng);
-    compared += 2;
-  }
-  CHECK(compared == 2 * 6 * 9 + 4);
+  for (const int tile : {2, 4})
+    for (const du::ConvKind kind : {du::ConvKind::k3, du::ConvKind::up2_k3}) {
+      worst[tile / 4].max_with(compare_fast_portable(du::Conv(64, 64, 7, 7, kind, 0), true, 4, rng, tile));
+      worst[tile / 4].max_with(compare_fast_portable(du::Conv(128, 64, 7, 7, kind, 0), true, 2, rng, tile));
+      worst[tile / 4].max_with(compare_fast_portable(du::Conv(16, 128, 14, 14, kind, 0), true, 2, rng, tile));
+      compared += 3;
+    }
+  CHECK(compared == 2 * (2 * 7 * 9 + 6));
+  // Rounding, relative to the largest magnitude, against bounds about 3 times the largest measured
+  // (F(2x2): 8e-7, F(4x4): 1.2e-5): F(2x2) rounds like a direct sum; F(4x4)'s transforms (points
+  // 0, +-1, +-2, with constants up to 8 and 1/24) add to it.
+  INFO("F(2x2): y " << worst[0].y << " dx " << worst[0].dx << " dW " << worst[0].dw << "; F(4x4): y " << worst[1].y
+                    << " dx " << worst[1].dx << " dW " << worst[1].dw);
+  CHECK(std::max({worst[0].y, worst[0].dx, worst[0].dw}) < 3e-6f);
+  CHECK(std::max({worst[1].y, worst[1].dx, worst[1].dw}) < 4e-5f);
+  // The tile where it does less work: F(4x4) but on the smallest grids, F(2x2) for upsampling.
+  CHECK(du::Conv(8, 8, 28, 28, du::ConvKind::k3, 0).winograd_tile == 4);
+  CHECK(du::Conv(8, 8, 7, 7, du::ConvKind::up2_k3, 0).winograd_tile == 2);
+  CHECK(du::Conv(8, 8, 3, 3, du::ConvKind::k3, 0).winograd_tile == 4);
+  CHECK(du::Conv(8, 8, 2, 2, du::ConvKind::k3, 0).winograd_tile == 2);
+  CHECK(du::Conv(8, 8, 1, 8, du::ConvKind::k3, 0).winograd_tile == 2);
   // Not selected where it does not apply: stride 2, 1x1, channel counts not multiples of 8.
   CHECK_FALSE(du::Conv(8, 8, 6, 6, du::ConvKind::k3_stride2, 0).winograd);
   CHECK_FALSE(du::Conv(8, 8, 6, 6, du::ConvKind::k1, 0).winograd);

@@ -1,18 +1,22 @@
 #pragma once
 /// \file
-/// Winograd F(2x2, 3x3) for UNetVectorField's stride-1 3x3 convolutions (padding 1), single
-/// precision, AVX2 + FMA: the forward pass, the input gradient (the same convolution of dy with the
-/// kernel flipped and transposed) and the weight gradient.
+/// Winograd F(m x m, 3x3), m = 2 or 4, for UNetVectorField's stride-1 3x3 convolutions (padding
+/// 1), single precision, AVX2 + FMA: the forward pass, the input gradient (the same convolution of
+/// dy with the kernel flipped and transposed) and the weight gradient.
 ///
-/// The output grid is cut into 2x2 tiles (the last row and column of tiles cross the border when a
-/// side is odd: what falls outside reads zeros and is not written). A tile's 4x4 input patch d goes
-/// to V = B^T d B, the kernel g of each (input, output) channel pair to U = G g G^T, and the tile's
-/// output is A^T (U . V) A. With channels last, the transforms run 8 channels to a vector, and the
-/// 16 elementwise products over a block of tiles are 16 GEMMs, (tiles x C_in) (C_in x C_out), with
-/// the direct kernel's register tile (6 rows x 16 columns). The weight gradient is the transpose:
-/// dU = sum over tiles of V . (A dY A^T), 16 GEMMs (C_in x tiles) (tiles x C_out), and dW = G^T dU G.
-/// 2.25 times fewer multiplications than the direct kernel, at the cost of the transforms and
-/// rounding of order 1e-6 relative in float (tests/nn/unet_test.cpp compares it with im2col + GEMM).
+/// The output grid is cut into m x m tiles (the last row and column of tiles cross the border when
+/// a side is not a multiple of m: what falls outside reads zeros and is not written). A tile's
+/// a x a input patch d (a = m + 2) goes to V = B^T d B, the kernel g of each (input, output) channel
+/// pair to U = G g G^T, and the tile's output is A^T (U . V) A. With channels last, the transforms
+/// run 8 channels to a vector, and the a^2 elementwise products over a block of tiles are a^2 GEMMs,
+/// (tiles x C_in) (C_in x C_out), with the direct kernel's register tile (6 rows x 16 columns). The
+/// weight gradient is the transpose: dU = sum over tiles of V . (A dY A^T), a^2 GEMMs
+/// (C_in x tiles) (tiles x C_out), and dW = G^T dU G.
+///
+/// Multiplications per output: 9 direct, 4 for F(2x2), 2.25 for F(4x4), whose transforms cost more
+/// and round more: in float, against im2col + GEMM, F(2x2) differs by up to about 1e-6 of the
+/// largest magnitude, F(4x4) with the points 0, +-1, +-2 (Lavin and Gray) by up to about 1e-5
+/// (tests/nn/unet_test.cpp). tile_for picks, per grid, the one with less GEMM work.
 
 #include <algorithm>
 #include <cstddef>
@@ -25,29 +29,173 @@ namespace flowmatch::detail::unet {
 #if FLOWMATCH_CONV_DIRECT
 namespace winograd {
 
-/// 2x2 output tiles on an h x w grid, n samples; tile g is sample g / per_sample, row-major within.
-struct Tiles {
-  Index h = 0, w = 0, tw = 0, per_sample = 0;
-  Tiles(Index h_, Index w_) : h(h_), w(w_), tw((w_ + 1) / 2), per_sample(((h_ + 1) / 2) * ((w_ + 1) / 2)) {}
+// The arithmetic of the 1-D transforms, on 8 channels to a vector: add, sub, mul(a, c) = a c and
+// mad(a, c, b) = a c + b for a constant c.
+inline __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+inline __m256 sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+inline __m256 mul(__m256 a, float c) { return _mm256_mul_ps(a, _mm256_set1_ps(c)); }
+inline __m256 mad(__m256 a, float c, __m256 b) { return _mm256_fmadd_ps(a, _mm256_set1_ps(c), b); }
+
+/// The 1-D transforms of F(m, 3) over kA = m + 2 points: data (B^T d), output (A^T M), kernel
+/// (G g), and the adjoints that the weight gradient needs, grad (A dy) and kernel_grad (G^T dU).
+template <int M>
+struct Points;
+
+/// F(2, 3), points 0, +-1, infinity.
+template <>
+struct Points<2> {
+  static constexpr int kA = 4;
+  template <class V>
+  static void data(const V (&d)[4], V (&r)[4]) {
+    r[0] = sub(d[0], d[2]);
+    r[1] = add(d[1], d[2]);
+    r[2] = sub(d[2], d[1]);
+    r[3] = sub(d[1], d[3]);
+  }
+  template <class V>
+  static void output(const V (&m)[4], V (&o)[2]) {
+    o[0] = add(add(m[0], m[1]), m[2]);
+    o[1] = sub(sub(m[1], m[2]), m[3]);
+  }
+  template <class V>
+  static void kernel(const V (&g)[3], V (&u)[4]) {
+    const V s = add(g[0], g[2]);
+    u[0] = g[0];
+    u[1] = mul(add(s, g[1]), 0.5f);
+    u[2] = mul(sub(s, g[1]), 0.5f);
+    u[3] = g[2];
+  }
+  template <class V>
+  static void grad(const V (&y)[2], V (&e)[4]) {
+    e[0] = y[0];
+    e[1] = add(y[0], y[1]);
+    e[2] = sub(y[0], y[1]);
+    e[3] = sub(V{}, y[1]);
+  }
+  template <class V>
+  static void kernel_grad(const V (&m)[4], V (&g)[3]) {
+    const V h = mul(add(m[1], m[2]), 0.5f);
+    g[0] = add(m[0], h);
+    g[1] = mul(sub(m[1], m[2]), 0.5f);
+    g[2] = add(h, m[3]);
+  }
 };
 
-/// Tiles per block: the block's transformed inputs and products (16 (cin + cout) floats per tile)
+/// F(4, 3), points 0, +-1, +-2, infinity (Lavin and Gray, 2016). The mixed set 0, +-1, 1/2, -2
+/// rounds about 1.5 times less in float but has no +- pairs to share work; +-1/2 rounds a little
+/// more than +-2.
+template <>
+struct Points<4> {
+  static constexpr int kA = 6;
+  template <class V>
+  static void data(const V (&d)[6], V (&r)[6]) {
+    const V a = mad(d[2], -4.0f, d[4]), b = mad(d[1], -4.0f, d[3]);  // d4 - 4 d2, d3 - 4 d1
+    const V c = sub(d[4], d[2]), e = mul(sub(d[3], d[1]), 2.0f);
+    r[0] = mad(d[0], 4.0f, mad(d[2], -5.0f, d[4]));
+    r[1] = add(a, b);
+    r[2] = sub(a, b);
+    r[3] = add(c, e);
+    r[4] = sub(c, e);
+    r[5] = mad(d[1], 4.0f, mad(d[3], -5.0f, d[5]));
+  }
+  template <class V>
+  static void output(const V (&m)[6], V (&o)[4]) {
+    const V a = add(m[1], m[2]), b = sub(m[1], m[2]), c = add(m[3], m[4]), d = sub(m[3], m[4]);
+    o[0] = add(add(m[0], a), c);
+    o[1] = mad(d, 2.0f, b);
+    o[2] = mad(c, 4.0f, a);
+    o[3] = add(mad(d, 8.0f, b), m[5]);
+  }
+  template <class V>
+  static void kernel(const V (&g)[3], V (&u)[6]) {
+    const V s = add(g[0], g[2]), t = mad(g[0], 0.25f, g[2]);  // g0 + g2, g0 / 4 + g2
+    u[0] = mul(g[0], 0.25f);
+    u[1] = mul(add(s, g[1]), -1.0f / 6);
+    u[2] = mul(sub(s, g[1]), -1.0f / 6);
+    u[3] = mul(mad(g[1], 0.5f, t), 1.0f / 6);
+    u[4] = mul(mad(g[1], -0.5f, t), 1.0f / 6);
+    u[5] = g[2];
+  }
+  template <class V>
+  static void grad(const V (&y)[4], V (&e)[6]) {
+    const V a = add(y[0], y[2]), b = add(y[1], y[3]);
+    const V c = mad(y[2], 4.0f, y[0]), d = mad(y[3], 8.0f, mul(y[1], 2.0f));
+    e[0] = y[0];
+    e[1] = add(a, b);
+    e[2] = sub(a, b);
+    e[3] = add(c, d);
+    e[4] = sub(c, d);
+    e[5] = y[3];
+  }
+  template <class V>
+  static void kernel_grad(const V (&m)[6], V (&g)[3]) {
+    const V a = add(m[1], m[2]), b = sub(m[1], m[2]), c = add(m[3], m[4]), d = sub(m[3], m[4]);
+    g[0] = mad(m[0], 0.25f, mad(a, -1.0f / 6, mul(c, 1.0f / 24)));
+    g[1] = mad(b, -1.0f / 6, mul(d, 1.0f / 12));
+    g[2] = add(mul(sub(c, a), 1.0f / 6), m[5]);
+  }
+};
+
+/// T in T^T for the 1-D transform f (NI values to NO) of the NI x NI values in(i, j), handed to
+/// out(i, j, value): f on each row, then on each column, so that only the NI x NO intermediate
+/// values are held at once and the results go straight out.
+template <int NI, int NO, class V, class F, class In, class Out>
+inline void sandwich(F&& f, In&& in, Out&& out) {
+  V t[NI][NO];
+  for (int i = 0; i < NI; ++i) {
+    V c[NI];
+    for (int j = 0; j < NI; ++j) c[j] = in(i, j);
+    f(c, t[i]);
+  }
+  for (int j = 0; j < NO; ++j) {
+    V c[NI], r[NO];
+    for (int i = 0; i < NI; ++i) c[i] = t[i][j];
+    f(c, r);
+    for (int i = 0; i < NO; ++i) out(i, j, r[i]);
+  }
+}
+
+/// m x m output tiles on an h x w grid, n samples; tile g is sample g / per_sample, row-major within.
+template <int M>
+struct Tiles {
+  Index h = 0, w = 0, tw = 0, per_sample = 0;
+  Tiles(Index h_, Index w_) : h(h_), w(w_), tw((w_ + M - 1) / M), per_sample(((h_ + M - 1) / M) * tw) {}
+
+  /// The N x N pixels of tile g's window at (m ty + off, m tx + off) in x (c channels per pixel,
+  /// h w per sample): pointers, `outside` for pixels off the grid.
+  template <int N, class T>
+  void window(Index g, Index off, T* x, Index c, T* outside, T* (&p)[N][N]) const {
+    const Index s = g / per_sample, r = g % per_sample, y0 = M * (r / tw) + off, x0 = M * (r % tw) + off;
+    T* xs = x + s * h * w * c;
+    for (Index i = 0; i < N; ++i)
+      for (Index j = 0; j < N; ++j) {
+        const Index yy = y0 + i, xx = x0 + j;
+        p[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? xs + (yy * w + xx) * c : outside;
+      }
+  }
+};
+
+/// Tiles per block: the block's transformed inputs and products (a^2 (cin + cout) floats per tile)
 /// stay near 192 KiB, in L2; a multiple of 6 (the GEMM's row tile).
+template <int M>
 inline Index block_tiles(Index cin, Index cout) {
-  const Index b = (Index{48} << 10) / (16 * (cin + cout));
+  constexpr Index a2 = (M + 2) * (M + 2);
+  const Index b = (Index{48} << 10) / (a2 * (cin + cout));
   return std::max<Index>(12, b / 6 * 6);
 }
 
 /// The scratch of conv3x3_winograd and conv3x3_winograd_weight_grad, laid out in one place: the
-/// transformed kernel or its gradient (16 cin cout), one block's transformed inputs (16 nb cin) and
-/// products or transformed dy (16 nb cout), and a row of zeros (max(cin, cout), written here).
+/// transformed kernel or its gradient (a^2 cin cout), one block's transformed inputs (a^2 nb cin)
+/// and products or transformed dy (a^2 nb cout), and a row of zeros (max(cin, cout), written here).
+template <int M>
 struct Scratch {
+  static constexpr Index kA2 = (M + 2) * (M + 2);
   static Index floats(Index cin, Index cout) {
-    return 16 * cin * cout + 16 * block_tiles(cin, cout) * (cin + cout) + std::max(cin, cout);
+    return kA2 * cin * cout + kA2 * block_tiles<M>(cin, cout) * (cin + cout) + std::max(cin, cout);
   }
   Scratch(float* s, Index cin, Index cout)
-      : nb(block_tiles(cin, cout)), kernel(s), in(kernel + 16 * cin * cout), out(in + 16 * nb * cin),
-        zeros(out + 16 * nb * cout) {
+      : nb(block_tiles<M>(cin, cout)), kernel(s), in(kernel + kA2 * cin * cout), out(in + kA2 * nb * cin),
+        zeros(out + kA2 * nb * cout) {
     std::fill_n(zeros, std::max(cin, cout), 0.0f);
   }
   Index nb;
@@ -57,182 +205,124 @@ struct Scratch {
   float* zeros;
 };
 
-/// U[xi][ci][co] (C_out fastest) = (G g G^T)[xi] for g[t] = w[co + cout (t cin + ci)] (HWIO).
+/// U[xi][ci][co] (C_out fastest) = (G g G^T)[xi] for g[t] = w[co + cout (t cin + ci)] (HWIO), 8
+/// output channels to a vector.
+template <int M>
 inline void transform_weights(const float* w, Index cin, Index cout, float* u) {
+  constexpr int kA = M + 2;
   const Index plane = cin * cout;
   for (Index ci = 0; ci < cin; ++ci)
-    for (Index co = 0; co < cout; ++co) {
-      float g[9];
-      for (Index t = 0; t < 9; ++t) g[t] = w[co + cout * (t * cin + ci)];
-      float r[4][3];  // G g
-      for (int k = 0; k < 3; ++k) {
-        r[0][k] = g[k];
-        r[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
-        r[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
-        r[3][k] = g[6 + k];
-      }
-      for (int i = 0; i < 4; ++i) {
-        float* o = u + static_cast<Index>(4 * i) * plane + ci * cout + co;
-        o[0] = r[i][0];
-        o[plane] = 0.5f * (r[i][0] + r[i][1] + r[i][2]);
-        o[2 * plane] = 0.5f * (r[i][0] - r[i][1] + r[i][2]);
-        o[3 * plane] = r[i][2];
-      }
-    }
+    for (Index co = 0; co < cout; co += 8)
+      sandwich<3, kA, __m256>([](const auto& a, auto& b) { Points<M>::kernel(a, b); },
+                              [&](int i, int j) { return _mm256_loadu_ps(w + co + cout * ((3 * i + j) * cin + ci)); },
+                              [&](int i, int j, __m256 v) {
+                                _mm256_storeu_ps(u + (kA * i + j) * plane + ci * cout + co, v);
+                              });
 }
 
 /// dw[co + cout (t cin + ci)] += (G^T dU G)[t] for dU[xi][ci][co] (C_out fastest).
+template <int M>
 inline void transform_weight_grad(const float* du, Index cin, Index cout, float* dw) {
+  constexpr int kA = M + 2;
   const Index plane = cin * cout;
   for (Index ci = 0; ci < cin; ++ci)
-    for (Index co = 0; co < cout; ++co) {
-      float m[16];
-      for (int k = 0; k < 16; ++k) m[k] = du[k * plane + ci * cout + co];
-      float r[3][4];  // G^T dU
-      for (int j = 0; j < 4; ++j) {
-        const float a = m[j], b = m[4 + j], c = m[8 + j], d = m[12 + j];
-        r[0][j] = a + 0.5f * (b + c);
-        r[1][j] = 0.5f * (b - c);
-        r[2][j] = 0.5f * (b + c) + d;
-      }
-      for (int i = 0; i < 3; ++i) {
-        const float a = r[i][0], b = r[i][1], c = r[i][2], d = r[i][3];
-        const float g[3] = {a + 0.5f * (b + c), 0.5f * (b - c), 0.5f * (b + c) + d};
-        for (int k = 0; k < 3; ++k) dw[co + cout * ((3 * i + k) * cin + ci)] += g[k];
-      }
-    }
-}
-
-// The 16 source pixels of tile g's 4x4 input patch (zeros outside the grid), in sample x.
-inline void patch(const float* x, Index c, const Tiles& tl, Index g, const float* zeros, const float* (&p)[16]) {
-  const Index s = g / tl.per_sample, r = g % tl.per_sample, ty = r / tl.tw, tx = r % tl.tw;
-  const float* xs = x + s * tl.h * tl.w * c;
-  for (Index i = 0; i < 4; ++i) {
-    const Index yy = 2 * ty - 1 + i;
-    for (Index j = 0; j < 4; ++j) {
-      const Index xx = 2 * tx - 1 + j;
-      p[4 * i + j] = yy >= 0 && yy < tl.h && xx >= 0 && xx < tl.w ? xs + (yy * tl.w + xx) * c : zeros;
-    }
-  }
+    for (Index co = 0; co < cout; co += 8)
+      sandwich<kA, 3, __m256>([](const auto& a, auto& b) { Points<M>::kernel_grad(a, b); },
+                              [&](int i, int j) { return _mm256_loadu_ps(du + (kA * i + j) * plane + ci * cout + co); },
+                              [&](int i, int j, __m256 v) {
+                                float* d = dw + co + cout * ((3 * i + j) * cin + ci);
+                                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), v));
+                              });
 }
 
 /// V[xi][k][ch] (plane nb c) = (B^T d B)[xi] for tiles g0 + k, k < nb. Requires c % 8 == 0.
-inline void input_transform(const float* x, Index c, const Tiles& tl, Index g0, Index nb, const float* zeros,
+template <int M>
+inline void input_transform(const float* x, Index c, const Tiles<M>& tl, Index g0, Index nb, const float* zeros,
                             float* v) {
+  constexpr int kA = M + 2;
   const Index plane = nb * c;
   for (Index k = 0; k < nb; ++k) {
-    const float* p[16];
-    patch(x, c, tl, g0 + k, zeros, p);
+    const float* p[kA][kA];
+    tl.template window<kA>(g0 + k, -1, x, c, zeros, p);
     float* o = v + k * c;
-    for (Index ch = 0; ch < c; ch += 8) {
-      __m256 e[16];
-      for (int j = 0; j < 4; ++j) {  // B^T d: rows
-        const __m256 d0 = _mm256_loadu_ps(p[j] + ch), d1 = _mm256_loadu_ps(p[4 + j] + ch);
-        const __m256 d2 = _mm256_loadu_ps(p[8 + j] + ch), d3 = _mm256_loadu_ps(p[12 + j] + ch);
-        e[j] = _mm256_sub_ps(d0, d2);
-        e[4 + j] = _mm256_add_ps(d1, d2);
-        e[8 + j] = _mm256_sub_ps(d2, d1);
-        e[12 + j] = _mm256_sub_ps(d1, d3);
-      }
-      for (int i = 0; i < 4; ++i) {  // (B^T d) B: columns
-        float* oi = o + static_cast<Index>(4 * i) * plane + ch;
-        _mm256_storeu_ps(oi, _mm256_sub_ps(e[4 * i], e[4 * i + 2]));
-        _mm256_storeu_ps(oi + plane, _mm256_add_ps(e[4 * i + 1], e[4 * i + 2]));
-        _mm256_storeu_ps(oi + 2 * plane, _mm256_sub_ps(e[4 * i + 2], e[4 * i + 1]));
-        _mm256_storeu_ps(oi + 3 * plane, _mm256_sub_ps(e[4 * i + 1], e[4 * i + 3]));
-      }
-    }
+    for (Index ch = 0; ch < c; ch += 8)
+      sandwich<kA, kA, __m256>([](const auto& a, auto& b) { Points<M>::data(a, b); },
+                               [&](int i, int j) { return _mm256_loadu_ps(p[i][j] + ch); },
+                               [&](int i, int j, __m256 r) { _mm256_storeu_ps(o + (kA * i + j) * plane + ch, r); });
   }
 }
 
 /// Tile k's output A^T M A (M[xi][k][co], plane nb cout) written to y (or added when accumulate),
 /// plus bias (may be null), for tiles g0 + k; pixels outside the grid are dropped.
-inline void output_transform(const float* m, Index cout, const Tiles& tl, Index g0, Index nb, const float* bias,
+template <int M>
+inline void output_transform(const float* m, Index cout, const Tiles<M>& tl, Index g0, Index nb, const float* bias,
                              float* y, bool accumulate) {
+  constexpr int kA = M + 2;
   const Index plane = nb * cout;
   for (Index k = 0; k < nb; ++k) {
-    const Index g = g0 + k, s = g / tl.per_sample, r = g % tl.per_sample, ty = r / tl.tw, tx = r % tl.tw;
-    float* ys = y + s * tl.h * tl.w * cout;
-    const Index y0 = 2 * ty, x0 = 2 * tx;
-    const bool down = y0 + 1 < tl.h, right = x0 + 1 < tl.w;
-    float* q[4] = {ys + (y0 * tl.w + x0) * cout, right ? ys + (y0 * tl.w + x0 + 1) * cout : nullptr,
-                   down ? ys + ((y0 + 1) * tl.w + x0) * cout : nullptr,
-                   down && right ? ys + ((y0 + 1) * tl.w + x0 + 1) * cout : nullptr};
+    float* q[M][M];
+    tl.template window<M>(g0 + k, 0, y, cout, static_cast<float*>(nullptr), q);
     const float* mk = m + k * cout;
     for (Index co = 0; co < cout; co += 8) {
-      __m256 t[8];  // A^T M: 2 rows of 4
-      for (int j = 0; j < 4; ++j) {
-        const __m256 m0 = _mm256_loadu_ps(mk + j * plane + co), m1 = _mm256_loadu_ps(mk + (4 + j) * plane + co);
-        const __m256 m2 = _mm256_loadu_ps(mk + (8 + j) * plane + co), m3 = _mm256_loadu_ps(mk + (12 + j) * plane + co);
-        t[j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-        t[4 + j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
-      }
       const __m256 b = bias ? _mm256_loadu_ps(bias + co) : _mm256_setzero_ps();
-      for (int i = 0; i < 2; ++i) {
-        const __m256 o0 = _mm256_add_ps(_mm256_add_ps(t[4 * i], t[4 * i + 1]), t[4 * i + 2]);
-        const __m256 o1 = _mm256_sub_ps(_mm256_sub_ps(t[4 * i + 1], t[4 * i + 2]), t[4 * i + 3]);
-        const __m256 o[2] = {o0, o1};
-        for (int j = 0; j < 2; ++j) {
-          float* d = q[2 * i + j];
-          if (!d) continue;
-          __m256 v = _mm256_add_ps(o[j], b);
-          if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(d + co));
-          _mm256_storeu_ps(d + co, v);
-        }
-      }
+      sandwich<kA, M, __m256>([](const auto& a, auto& r) { Points<M>::output(a, r); },
+                              [&](int i, int j) { return _mm256_loadu_ps(mk + (kA * i + j) * plane + co); },
+                              [&](int i, int j, __m256 o) {
+                                float* d = q[i][j];
+                                if (!d) return;
+                                __m256 v = _mm256_add_ps(o, b);
+                                if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(d + co));
+                                _mm256_storeu_ps(d + co, v);
+                              });
     }
   }
 }
 
-/// T[xi][k][co] (plane nb cout) = (A dY A^T)[xi] for tile g0 + k's 2x2 block of dy (zeros outside).
-inline void grad_transform(const float* dy, Index cout, const Tiles& tl, Index g0, Index nb, const float* zeros,
+/// T[xi][k][co] (plane nb cout) = (A dY A^T)[xi] for tile g0 + k's m x m block of dy (zeros outside).
+template <int M>
+inline void grad_transform(const float* dy, Index cout, const Tiles<M>& tl, Index g0, Index nb, const float* zeros,
                            float* t) {
+  constexpr int kA = M + 2;
   const Index plane = nb * cout;
   for (Index k = 0; k < nb; ++k) {
-    const Index g = g0 + k, s = g / tl.per_sample, r = g % tl.per_sample, ty = r / tl.tw, tx = r % tl.tw;
-    const float* ds = dy + s * tl.h * tl.w * cout;
-    const Index y0 = 2 * ty, x0 = 2 * tx;
-    const bool down = y0 + 1 < tl.h, right = x0 + 1 < tl.w;
-    const float* p[4] = {ds + (y0 * tl.w + x0) * cout, right ? ds + (y0 * tl.w + x0 + 1) * cout : zeros,
-                         down ? ds + ((y0 + 1) * tl.w + x0) * cout : zeros,
-                         down && right ? ds + ((y0 + 1) * tl.w + x0 + 1) * cout : zeros};
+    const float* p[M][M];
+    tl.template window<M>(g0 + k, 0, dy, cout, zeros, p);
     float* o = t + k * cout;
-    for (Index co = 0; co < cout; co += 8) {
-      const __m256 a = _mm256_loadu_ps(p[0] + co), b = _mm256_loadu_ps(p[1] + co);
-      const __m256 c = _mm256_loadu_ps(p[2] + co), d = _mm256_loadu_ps(p[3] + co);
-      // A dY: rows [y0, y0 + y1, y0 - y1, -y1] of the 2 columns
-      const __m256 e[4][2] = {{a, b},
-                              {_mm256_add_ps(a, c), _mm256_add_ps(b, d)},
-                              {_mm256_sub_ps(a, c), _mm256_sub_ps(b, d)},
-                              {_mm256_sub_ps(_mm256_setzero_ps(), c), _mm256_sub_ps(_mm256_setzero_ps(), d)}};
-      for (int i = 0; i < 4; ++i) {
-        float* oi = o + static_cast<Index>(4 * i) * plane + co;
-        _mm256_storeu_ps(oi, e[i][0]);
-        _mm256_storeu_ps(oi + plane, _mm256_add_ps(e[i][0], e[i][1]));
-        _mm256_storeu_ps(oi + 2 * plane, _mm256_sub_ps(e[i][0], e[i][1]));
-        _mm256_storeu_ps(oi + 3 * plane, _mm256_sub_ps(_mm256_setzero_ps(), e[i][1]));
-      }
-    }
+    for (Index co = 0; co < cout; co += 8)
+      sandwich<M, kA, __m256>([](const auto& a, auto& b) { Points<M>::grad(a, b); },
+                              [&](int i, int j) { return _mm256_loadu_ps(p[i][j] + co); },
+                              [&](int i, int j, __m256 r) { _mm256_storeu_ps(o + (kA * i + j) * plane + co, r); });
   }
 }
-
 // C rows [i, i + R) (of ldc), columns [j, j + 8 NB), over k: C = A B with A's row r at a + r lda
 // (kTransA false), or C += A^T B with A k x lda, row r of A^T its column a + r (kTransA true).
 template <bool kTransA, int R, int NB>
 inline void gemm_tile(const float* a, Index lda, const float* b, Index ldb, Index k, float* c, Index ldc) {
+  // The loops over the register tile are unrolled early (the pragmas): unrolled late, GCC (12, -O3)
+  // kept the sums in a stack array besides the registers, a store per FMA.
   __m256 acc[R][NB];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NB; ++j) acc[r][j] = kTransA ? _mm256_loadu_ps(c + r * ldc + 8 * j) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_setzero_ps();
   for (Index kk = 0; kk < k; ++kk, b += ldb) {
     __m256 bv[NB];
+#pragma GCC unroll 4
     for (int j = 0; j < NB; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 av = _mm256_broadcast_ss(kTransA ? a + kk * lda + r : a + r * lda + kk);
+#pragma GCC unroll 4
       for (int j = 0; j < NB; ++j) acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NB; ++j) _mm256_storeu_ps(c + r * ldc + 8 * j, acc[r][j]);
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) {
+      float* cj = c + r * ldc + 8 * j;
+      _mm256_storeu_ps(cj, kTransA ? _mm256_add_ps(_mm256_loadu_ps(cj), acc[r][j]) : acc[r][j]);
+    }
 }
 
 // All m rows of C, 8 NB columns: tiles of 6 rows, then one of m mod 6.
@@ -346,49 +436,76 @@ inline Index upsample_chunk(Index cout, Index hw, Index n) {
   return std::clamp<Index>((Index{1} << 18) / std::max<Index>(1, 4 * cout * hw), 1, n);
 }
 
+/// The Winograd tile for an h x w grid: 4 where F(4x4) does less GEMM work (a^2 times the tiles)
+/// than F(2x2), which holds on every grid but the smallest (1 or 2 pixels to a side).
+inline int tile_for(Index h, Index w) {
+  const auto work = [&](Index m) { return (m + 2) * (m + 2) * ((h + m - 1) / m) * ((w + m - 1) / m); };
+  return work(4) < work(2) ? 4 : 2;
+}
+
+template <int M>
+inline void conv3x3(const float* x, Index cin, Index h, Index w, const float* wts, Index cout, const float* bias,
+                    float* y, Index n, bool accumulate, float* scratch) {
+  constexpr Index a2 = (M + 2) * (M + 2);
+  const Tiles<M> tl(h, w);
+  const Scratch<M> ws(scratch, cin, cout);
+  const Index total = tl.per_sample * n;
+  transform_weights<M>(wts, cin, cout, ws.kernel);
+  for (Index g0 = 0; g0 < total; g0 += ws.nb) {
+    const Index b = std::min(ws.nb, total - g0);
+    input_transform<M>(x, cin, tl, g0, b, ws.zeros, ws.in);
+    for (Index xi = 0; xi < a2; ++xi)
+      gemm(ws.in + xi * b * cin, b, cin, ws.kernel + xi * cin * cout, cout, ws.out + xi * b * cout);
+    output_transform<M>(ws.out, cout, tl, g0, b, bias, y, accumulate);
+  }
+}
+
+template <int M>
+inline void conv3x3_weight_grad(const float* x, Index cin, Index h, Index w, const float* dy, Index cout, float* dw,
+                                Index n, float* scratch) {
+  constexpr Index a2 = (M + 2) * (M + 2);
+  const Tiles<M> tl(h, w);
+  const Scratch<M> ws(scratch, cin, cout);
+  const Index total = tl.per_sample * n;
+  std::fill_n(ws.kernel, a2 * cin * cout, 0.0f);
+  for (Index g0 = 0; g0 < total; g0 += ws.nb) {
+    const Index b = std::min(ws.nb, total - g0);
+    input_transform<M>(x, cin, tl, g0, b, ws.zeros, ws.in);
+    grad_transform<M>(dy, cout, tl, g0, b, ws.zeros, ws.out);
+    for (Index xi = 0; xi < a2; ++xi)
+      gemm_tn(ws.in + xi * b * cin, cin, b, ws.out + xi * b * cout, cout, ws.kernel + xi * cin * cout);
+  }
+  transform_weight_grad<M>(ws.kernel, cin, cout, dw);
+}
+
 }  // namespace winograd
 
 /// Whether the Winograd path can run a stride-1 3x3 convolution of cin -> cout channels (float).
 inline bool conv_winograd_available(Index cin, Index cout) { return cin % 8 == 0 && cout % 8 == 0; }
 
-/// Scratch floats for conv3x3_winograd and conv3x3_winograd_weight_grad (either direction).
+/// Scratch floats for conv3x3_winograd and conv3x3_winograd_weight_grad (either direction, either tile).
 inline Index conv3x3_winograd_scratch(Index cin, Index cout) {
-  return winograd::Scratch::floats(cin, cout);
+  return std::max(winograd::Scratch<2>::floats(cin, cout), winograd::Scratch<4>::floats(cin, cout));
 }
 
 /// y (cout x h w n) = [y +] bias + conv(x) (stride 1, padding 1) for x (cin x h w n), channels last,
-/// weights w (cout x 9 cin, column-major, HWIO); bias may be null. scratch: conv3x3_winograd_scratch
-/// floats. Requires conv_winograd_available(cin, cout).
+/// weights w (cout x 9 cin, column-major, HWIO); bias may be null; tile: 2 or 4 (F(tile x tile, 3x3)).
+/// scratch: conv3x3_winograd_scratch floats. Requires conv_winograd_available(cin, cout).
 inline void conv3x3_winograd(const float* x, Index cin, Index h, Index w, const float* wts, Index cout,
-                             const float* bias, float* y, Index n, bool accumulate, float* scratch) {
-  const winograd::Tiles tl(h, w);
-  const winograd::Scratch ws(scratch, cin, cout);
-  const Index total = tl.per_sample * n;
-  winograd::transform_weights(wts, cin, cout, ws.kernel);
-  for (Index g0 = 0; g0 < total; g0 += ws.nb) {
-    const Index b = std::min(ws.nb, total - g0);
-    winograd::input_transform(x, cin, tl, g0, b, ws.zeros, ws.in);
-    for (Index xi = 0; xi < 16; ++xi)
-      winograd::gemm(ws.in + xi * b * cin, b, cin, ws.kernel + xi * cin * cout, cout, ws.out + xi * b * cout);
-    winograd::output_transform(ws.out, cout, tl, g0, b, bias, y, accumulate);
-  }
+                             const float* bias, float* y, Index n, bool accumulate, float* scratch, int tile) {
+  if (tile == 4)
+    winograd::conv3x3<4>(x, cin, h, w, wts, cout, bias, y, n, accumulate, scratch);
+  else
+    winograd::conv3x3<2>(x, cin, h, w, wts, cout, bias, y, n, accumulate, scratch);
 }
 
 /// dw (cout x 9 cin, column-major) += dL/dW of the convolution above given dy (cout x h w n) and x.
 inline void conv3x3_winograd_weight_grad(const float* x, Index cin, Index h, Index w, const float* dy, Index cout,
-                                         float* dw, Index n, float* scratch) {
-  const winograd::Tiles tl(h, w);
-  const winograd::Scratch ws(scratch, cin, cout);
-  const Index total = tl.per_sample * n;
-  std::fill_n(ws.kernel, 16 * cin * cout, 0.0f);
-  for (Index g0 = 0; g0 < total; g0 += ws.nb) {
-    const Index b = std::min(ws.nb, total - g0);
-    winograd::input_transform(x, cin, tl, g0, b, ws.zeros, ws.in);
-    winograd::grad_transform(dy, cout, tl, g0, b, ws.zeros, ws.out);
-    for (Index xi = 0; xi < 16; ++xi)
-      winograd::gemm_tn(ws.in + xi * b * cin, cin, b, ws.out + xi * b * cout, cout, ws.kernel + xi * cin * cout);
-  }
-  winograd::transform_weight_grad(ws.kernel, cin, cout, dw);
+                                         float* dw, Index n, float* scratch, int tile) {
+  if (tile == 4)
+    winograd::conv3x3_weight_grad<4>(x, cin, h, w, dy, cout, dw, n, scratch);
+  else
+    winograd::conv3x3_weight_grad<2>(x, cin, h, w, dy, cout, dw, n, scratch);
 }
 #endif  // FLOWMATCH_CONV_DIRECT
 

@@ -57,9 +57,11 @@ struct Conv {
   Index w_off = 0, b_off = 0;
   std::vector<int> src;  // hout wout 9: source pixel in the input grid, -1 = zero padding
   /// Float, stride 1 or upsampling, channel counts multiples of 8, AVX2 + FMA compiled in: the
-  /// forward pass and both gradients run Winograd F(2x2, 3x3) (conv_winograd.hpp) instead of the
+  /// forward pass and both gradients run Winograd F(m x m, 3x3) (conv_winograd.hpp) instead of the
   /// direct kernel; upsampling as 4 phases of folded kernels on the small grid, shuffled.
   bool winograd = false;
+  /// Its tile m, 2 or 4: the one with less GEMM work on the grid (F(2x2) for upsampling).
+  int winograd_tile = 2;
 
   Index taps() const { return kind == ConvKind::k1 ? 1 : 9; }
   Index hw_in() const { return hin * win; }
@@ -77,6 +79,9 @@ struct Conv {
     if (k == ConvKind::k1) return;
 #if FLOWMATCH_CONV_DIRECT
     winograd = (k == ConvKind::k3 || k == ConvKind::up2_k3) && conv_winograd_available(cin, cout);
+    // The upsampling fold keeps F(2x2): measured on the U-Net's grids (7x7 64 -> 64, 14x14 32 -> 32
+    // channels), F(4x4) is no faster there, and at 14x14 its backward pass is 25% slower.
+    winograd_tile = k == ConvKind::up2_k3 ? 2 : winograd::tile_for(h, w);
 #endif
     src.assign(static_cast<std::size_t>(hout * wout * 9), -1);
     for (Index oy = 0; oy < hout; ++oy)
@@ -164,7 +169,8 @@ struct Conv {
         winograd::upsample_weights(params + w_off, cin, cout, wp);
         for (Index s0 = 0; s0 < n; s0 += step) {
           const Index m = std::min(step, n - s0);
-          conv3x3_winograd(x.data() + s0 * hw * cin, cin, hin, win, wp, c4, nullptr, buf, m, false, work);
+          conv3x3_winograd(x.data() + s0 * hw * cin, cin, hin, win, wp, c4, nullptr, buf, m, false, work,
+                           winograd_tile);
           winograd::pixel_shuffle(buf, cout, hin, win, m, params + b_off, y.data() + s0 * 4 * hw * cout);
         }
         return;
@@ -173,7 +179,7 @@ struct Conv {
         const Index need = conv3x3_winograd_scratch(cin, cout);
         if (scratch.size() < need) scratch.resize(need);  // grows once
         conv3x3_winograd(x.data(), cin, hin, win, params + w_off, cout, params + b_off, y.data(), n, false,
-                         scratch.data());
+                         scratch.data(), winograd_tile);
         return;
       }
       if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout)) {
@@ -232,8 +238,11 @@ struct Conv {
         for (Index s0 = 0; s0 < n; s0 += step) {
           const Index m = std::min(step, n - s0);
           winograd::pixel_unshuffle(dy.data() + s0 * 4 * hw * cout, cout, hin, win, m, buf);
-          conv3x3_winograd_weight_grad(x.data() + s0 * hw * cin, cin, hin, win, buf, c4, dwp, m, work);
-          if (dx) conv3x3_winograd(buf, c4, hin, win, wt, cin, nullptr, dx->data() + s0 * hw * cin, m, add_dx, work);
+          conv3x3_winograd_weight_grad(x.data() + s0 * hw * cin, cin, hin, win, buf, c4, dwp, m, work,
+                                       winograd_tile);
+          if (dx)
+            conv3x3_winograd(buf, c4, hin, win, wt, cin, nullptr, dx->data() + s0 * hw * cin, m, add_dx, work,
+                             winograd_tile);
         }
         winograd::upsample_fold_grad(dwp, cin, cout, grad + w_off);
         return;
@@ -243,13 +252,15 @@ struct Conv {
         db += dy.rowwise().sum();
         const Index need = conv3x3_winograd_scratch(cin, cout);
         if (scratch.size() < need) scratch.resize(need);  // grows once
-        conv3x3_winograd_weight_grad(x.data(), cin, hin, win, dy.data(), cout, grad + w_off, n, scratch.data());
+        conv3x3_winograd_weight_grad(x.data(), cin, hin, win, dy.data(), cout, grad + w_off, n, scratch.data(),
+                                     winograd_tile);
         if (!dx) return;
         // dL/dx: the same convolution of dy with the kernel flipped and transposed (C_in fastest).
         if (dscratch.size() < 9 * cin * cout) dscratch.resize(9 * cin * cout);  // grows once
         float* wt = dscratch.data();
         winograd::flip_transpose(params + w_off, cin, cout, wt);
-        conv3x3_winograd(dy.data(), cout, hout, wout, wt, cin, nullptr, dx->data(), n, add_dx, scratch.data());
+        conv3x3_winograd(dy.data(), cout, hout, wout, wt, cin, nullptr, dx->data(), n, add_dx, scratch.data(),
+                         winograd_tile);
         return;
       }
       if (!portable && kind != ConvKind::k1 && conv_direct_available<S>(cout) && (!dx || conv_direct_available<S>(cin))) {
